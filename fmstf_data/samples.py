@@ -1,0 +1,166 @@
+"""The sample codec (design contract 2): triplet planes <-> the bytes stored in a WebDataset shard.
+
+A sample is one (t-1, t, t+1) triplet of one pair. Its members in a tar are:
+
+======================  ===========================================================================
+member suffix            content
+======================  ===========================================================================
+``json``                 metadata (UTF-8 JSON, sorted keys): key, pair, split, frames, tags, scores
+``hdr_y.npy.zst``        uint16 [3, H, W]: the decoder's 10-bit luma planes of the three HDR frames
+``hdr_cb.npy.zst``       uint16 [3, ceil(H/2), ceil(W/2)]
+``hdr_cr.npy.zst``       uint16 [3, ceil(H/2), ceil(W/2)]
+``sdr_y.npy.zst``        uint8 [3, H, W]: the SDR luma on the HDR geometry
+``sdr_cb.npy.zst``       uint8 [3, ceil(H/2), ceil(W/2)]
+``sdr_cr.npy.zst``       uint8 [3, ceil(H/2), ceil(W/2)]
+======================  ===========================================================================
+
+Each ``.npy.zst`` is a standard NumPy ``.npy`` file in one standard zstd frame (written through ``pyarrow``), so
+``tar xf`` + ``zstd -d`` + ``numpy.load(..., allow_pickle=False)`` reads it without this package. Nothing is
+pickled, in writing or reading. Keys follow contract 1: ``{pair_id}_{centre_frame:06d}``, no dots.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from fmstf_data.errors import SampleFormatError
+
+#: version of the stored layout; readers refuse versions they do not know
+SAMPLE_FORMAT_VERSION = 1
+PAIR_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*_[0-9]{6,}$")
+PLANE_NAMES = ("y", "cb", "cr")
+SIDES = ("hdr", "sdr")
+SIDE_DTYPES = {"hdr": np.dtype(np.uint16), "sdr": np.dtype(np.uint8)}
+FRAMES_PER_SAMPLE = 3
+DEFAULT_ZSTD_LEVEL = 3
+
+
+def member_suffix(side: str, plane: str) -> str:
+    """The tar member suffix of one plane stack, e.g. ``hdr_y.npy.zst``."""
+    return f"{side}_{plane}.npy.zst"
+
+
+ARRAY_SUFFIXES = tuple(member_suffix(side, plane) for side in SIDES for plane in PLANE_NAMES)
+MEMBER_SUFFIXES = ("json", *ARRAY_SUFFIXES)
+
+
+def sample_key(pair_id: str, centre_frame: int) -> str:
+    """``{pair_id}_{centre_frame:06d}`` (contract 1): unique within a build, no dots."""
+    if not PAIR_ID_PATTERN.match(pair_id):
+        raise SampleFormatError(f"pair id {pair_id!r} does not match [a-z0-9][a-z0-9_-]*")
+    if centre_frame < 0:
+        raise SampleFormatError(f"centre frame must be >= 0, got {centre_frame}")
+    return f"{pair_id}_{centre_frame:06d}"
+
+
+def encode_array(array: np.ndarray, zstd_level: int = DEFAULT_ZSTD_LEVEL) -> bytes:
+    """A ``.npy`` file of ``array`` (little-endian), compressed as one standard zstd frame."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return pa.Codec("zstd", compression_level=zstd_level).compress(buffer.getbuffer(), asbytes=True)
+
+
+def decode_array(data: bytes) -> np.ndarray:
+    """Inverse of :func:`encode_array`; never unpickles."""
+    try:
+        raw = pa.CompressedInputStream(pa.BufferReader(data), "zstd").read()
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise SampleFormatError(f"stored array does not decode as zstd-compressed .npy: {error}") from error
+
+
+@dataclass
+class Sample:
+    """One stored triplet.
+
+    Attributes:
+        key: ``{pair_id}_{centre_frame:06d}``.
+        hdr: (y, cb, cr) uint16 code planes, y [3, H, W], chroma [3, ceil(H/2), ceil(W/2)] (10-bit, as decoded).
+        sdr: (y, cb, cr) uint8 code planes of the same shapes (8-bit, on the HDR geometry).
+        metadata: JSON-ready mapping; ``key`` and ``format_version`` are filled in by :func:`encode_sample`.
+    """
+
+    key: str
+    hdr: tuple[np.ndarray, np.ndarray, np.ndarray]
+    sdr: tuple[np.ndarray, np.ndarray, np.ndarray]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not KEY_PATTERN.match(self.key):
+            raise SampleFormatError(f"sample key {self.key!r} is not {{pair_id}}_{{centre_frame:06d}}")
+        for side in SIDES:
+            planes = getattr(self, side)
+            if len(planes) != 3:
+                raise SampleFormatError(f"{self.key}: {side} needs 3 planes (y, cb, cr), got {len(planes)}")
+            y = planes[0]
+            if y.ndim != 3 or y.shape[0] != FRAMES_PER_SAMPLE:
+                raise SampleFormatError(f"{self.key}: {side} luma must be [3, H, W], got {list(y.shape)}")
+            chroma_shape = (FRAMES_PER_SAMPLE, (y.shape[1] + 1) // 2, (y.shape[2] + 1) // 2)
+            for name, plane in zip(PLANE_NAMES, planes):
+                if plane.dtype != SIDE_DTYPES[side]:
+                    raise SampleFormatError(f"{self.key}: {side}_{name} must be {SIDE_DTYPES[side]}, got {plane.dtype}")
+                if name != "y" and plane.shape != chroma_shape:
+                    raise SampleFormatError(
+                        f"{self.key}: {side}_{name} must be {list(chroma_shape)} for 4:2:0, got {list(plane.shape)}")
+        if self.hdr[0].shape != self.sdr[0].shape:
+            raise SampleFormatError(
+                f"{self.key}: SDR luma {list(self.sdr[0].shape)} is not on the HDR geometry {list(self.hdr[0].shape)}")
+
+    @property
+    def height(self) -> int:
+        return int(self.hdr[0].shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.hdr[0].shape[2])
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no whitespace variations)."""
+    return json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+
+
+def encode_sample(sample: Sample, zstd_level: int = DEFAULT_ZSTD_LEVEL) -> dict[str, bytes]:
+    """Member suffix -> bytes for one sample (see the module docstring for the layout)."""
+    metadata = dict(sample.metadata)
+    metadata["key"] = sample.key
+    metadata["format_version"] = SAMPLE_FORMAT_VERSION
+    members = {"json": encode_metadata(metadata)}
+    for side in SIDES:
+        for name, plane in zip(PLANE_NAMES, getattr(sample, side)):
+            members[member_suffix(side, name)] = encode_array(plane, zstd_level)
+    return members
+
+
+def decode_metadata(data: bytes) -> dict[str, Any]:
+    try:
+        metadata = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SampleFormatError(f"sample metadata is not UTF-8 JSON: {error}") from error
+    version = metadata.get("format_version")
+    if version != SAMPLE_FORMAT_VERSION:
+        raise SampleFormatError(
+            f"sample {metadata.get('key')!r} has format_version {version!r}; this fmstf-data reads "
+            f"{SAMPLE_FORMAT_VERSION}: upgrade fmstf-data or rebuild the shards")
+    return metadata
+
+
+def decode_sample(members: Mapping[str, bytes], key: str | None = None) -> Sample:
+    """Inverse of :func:`encode_sample`; ``members`` maps suffixes to bytes (extra members are ignored)."""
+    missing = [suffix for suffix in MEMBER_SUFFIXES if suffix not in members]
+    if missing:
+        raise SampleFormatError(f"sample {key or '?'} lacks members {missing}")
+    metadata = decode_metadata(members["json"])
+    planes = {
+        side: tuple(decode_array(members[member_suffix(side, name)]) for name in PLANE_NAMES) for side in SIDES
+    }
+    return Sample(key=metadata["key"], hdr=planes["hdr"], sdr=planes["sdr"], metadata=metadata)

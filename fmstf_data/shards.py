@@ -1,0 +1,168 @@
+"""Deterministic WebDataset tar shards, staged and published atomically.
+
+A :class:`ShardWriter` writes the samples of one pair, in the order given, into numbered tar files
+``{prefix}-{n:06d}.tar``, starting a new file before one would pass ``max_shard_bytes`` (shards are sized by bytes,
+not by sample count). Tar members carry fixed metadata (mtime 0, uid/gid 0, empty owner names, mode 0644) so the
+same samples give byte-identical shards (contract 5). Files are written under a staging directory and only moved to
+their final names by :meth:`ShardWriter.publish`, so a crash never leaves a half-written shard where readers look.
+The tars are plain POSIX (GNU) tar files: ``tar tf`` lists them and ``webdataset`` reads them.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fmstf_data.errors import FmstfError
+from fmstf_data.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+TAR_BLOCK_BYTES = 512
+#: upper bound of the end-of-archive marker plus padding to tarfile's record size, counted when sizing shards
+TAR_END_BYTES = tarfile.RECORDSIZE
+DEFAULT_MAX_SHARD_BYTES = 1 << 30
+
+
+class ShardError(FmstfError):
+    """Shard writing was used out of order (writing after close, publishing twice, ...)."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One finished shard.
+
+    Attributes:
+        name: final path relative to the build directory, e.g. ``shards/train/city-000000.tar``.
+        sample_count: samples in it.
+        size_bytes: bytes of the tar file.
+        keys: sample keys in order.
+    """
+
+    name: str
+    sample_count: int
+    size_bytes: int
+    keys: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.sample_count != len(self.keys):
+            raise ShardError(f"{self.name}: sample_count {self.sample_count} != {len(self.keys)} keys")
+
+
+def member_bytes(size: int) -> int:
+    """Bytes a member of ``size`` bytes takes in a tar: one header block plus data padded to 512."""
+    return TAR_BLOCK_BYTES + -(-size // TAR_BLOCK_BYTES) * TAR_BLOCK_BYTES
+
+
+def tar_member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+class ShardWriter:
+    """Writes samples into numbered shards under a staging directory; :meth:`publish` moves them into place.
+
+    Args:
+        storage: where the build lives.
+        prefix: final shard path prefix relative to ``storage``, e.g. ``shards/train/city``.
+        staging_dir: directory relative to ``storage`` for unfinished files, e.g. ``.staging/city``.
+        max_shard_bytes: a new shard is started before one would grow past this (a single larger sample still
+            gets a shard of its own).
+    """
+
+    def __init__(self, storage: Storage, prefix: str, staging_dir: str, *,
+                 max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> None:
+        if max_shard_bytes < 10 * TAR_BLOCK_BYTES:
+            raise ShardError(f"max_shard_bytes must be at least {10 * TAR_BLOCK_BYTES}, got {max_shard_bytes}")
+        self.storage = storage
+        self.prefix = prefix
+        self.staging_dir = staging_dir
+        self.max_shard_bytes = max_shard_bytes
+        self._finished: list[ShardInfo] = []
+        self._stream = None
+        self._tar: tarfile.TarFile | None = None
+        self._keys: list[str] = []
+        self._bytes = 0
+        self._closed = False
+        self._published = False
+
+    def _shard_name(self, number: int) -> str:
+        return f"{self.prefix}-{number:06d}.tar"
+
+    def _staged(self, name: str) -> str:
+        return posixpath.join(self.staging_dir, name)
+
+    def _open_next(self) -> None:
+        name = self._shard_name(len(self._finished))
+        self._stream = self.storage.open_output(self._staged(name))
+        self._tar = tarfile.open(fileobj=self._stream, mode="w|", format=tarfile.GNU_FORMAT)
+        self._keys = []
+        self._bytes = TAR_END_BYTES
+
+    def _finish_current(self) -> None:
+        if self._tar is None:
+            return
+        self._tar.close()
+        self._stream.close()
+        name = self._shard_name(len(self._finished))
+        size = self.storage.size_bytes(self._staged(name))
+        self._finished.append(ShardInfo(name=name, sample_count=len(self._keys), size_bytes=size,
+                                        keys=tuple(self._keys)))
+        logger.debug("finished shard %s: %d samples, %d bytes", name, len(self._keys), size)
+        self._tar = None
+        self._stream = None
+
+    def write(self, key: str, members: Mapping[str, bytes]) -> str:
+        """Append one sample (suffix -> bytes, written in the mapping's order); returns its shard's final name."""
+        if self._closed:
+            raise ShardError("write() after close()")
+        sample_bytes = sum(member_bytes(len(data)) for data in members.values())
+        if self._tar is not None and self._keys and self._bytes + sample_bytes > self.max_shard_bytes:
+            self._finish_current()
+        if self._tar is None:
+            self._open_next()
+        for suffix, data in members.items():
+            self._tar.addfile(tar_member(f"{key}.{suffix}", len(data)), io.BytesIO(data))
+        self._keys.append(key)
+        self._bytes += sample_bytes
+        return self._shard_name(len(self._finished))
+
+    def close(self) -> list[ShardInfo]:
+        """Finish the current shard; returns every shard written (still staged until :meth:`publish`)."""
+        if not self._closed:
+            self._finish_current()
+            self._closed = True
+        return list(self._finished)
+
+    def publish(self) -> list[ShardInfo]:
+        """Move the finished shards from staging to their final names."""
+        if not self._closed:
+            self.close()
+        if self._published:
+            raise ShardError("publish() called twice")
+        for shard in self._finished:
+            self.storage.move(self._staged(shard.name), shard.name)
+        self._published = True
+        return list(self._finished)
+
+    def abort(self) -> None:
+        """Drop everything staged (after a failure)."""
+        if self._tar is not None:
+            try:
+                self._tar.close()
+                self._stream.close()
+            except (OSError, ValueError):
+                logger.debug("closing an aborted shard failed", exc_info=True)
+            self._tar = None
+        self._closed = True
+        self.storage.delete(self.staging_dir)

@@ -1,0 +1,164 @@
+"""The ``fmstf-data`` command.
+
+    fmstf-data build --manifest manifests/demo.yaml --out build/demo
+    fmstf-data probe FILE [--json] [--as hdr|sdr]
+
+Exit codes: 0 success; 1 the build finished but some pairs failed (the summary says which and why); 2 bad input
+(an invalid manifest or option, an unreadable file), with a one-line message and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from fmstf_data.errors import FmstfError
+
+EXIT_OK = 0
+EXIT_PAIRS_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+logger = logging.getLogger("fmstf_data.cli")
+
+
+def default_cache_dir() -> str:
+    """``$FMSTF_CACHE``, else ``~/.cache/fmstf-data`` (fetched sources; local files are never copied)."""
+    return os.environ.get("FMSTF_CACHE") or str(Path.home() / ".cache" / "fmstf-data")
+
+
+def _add_build(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("build", help="build WebDataset shards, index and report from a manifest")
+    parser.add_argument("--manifest", required=True, help="manifest YAML (see manifests/README.md)")
+    parser.add_argument("--out", help="output directory or URI (s3://bucket/prefix, gs://..., hdfs://...)")
+    parser.add_argument("--cache", default=None, help="where downloads are kept (default: $FMSTF_CACHE or "
+                                                      "~/.cache/fmstf-data)")
+    parser.add_argument("--workers", type=int, default=None, help="pairs processed at once (default: CPU count)")
+    parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else a "
+                                                            "private local Ray instance)")
+    parser.add_argument("--stride", type=int, default=None, help="frames between kept triplet centres (default 8; "
+                                                                 "the manifest may override)")
+    parser.add_argument("--max-shard-mb", type=float, default=None, help="close shards before this size (default "
+                                                                         "1024 MB)")
+    parser.add_argument("--only", nargs="+", default=(), metavar="PAIR_ID", help="build only these pairs")
+    parser.add_argument("--force", action="store_true", help="rebuild pairs that are already complete")
+    parser.add_argument("--no-previews", action="store_true", help="skip preview pictures in the report")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (pairs per split, sources, what "
+                                                               "would be fetched) and touch nothing")
+    parser.add_argument("--cookies", default=None, help="cookies.txt for YouTube (bot checks)")
+    parser.add_argument("--cookies-from-browser", default=None, help="read YouTube cookies from this browser")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_probe(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("probe", help="what a video file is: codec, colour tags, HDR10 metadata, verdict")
+    parser.add_argument("file")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--as", dest="role", choices=("hdr", "sdr"), default=None,
+                        help="also say whether the file can serve as this side of a pair (exit 1 if not)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fmstf-data", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_build(subparsers)
+    _add_probe(subparsers)
+    return parser
+
+
+def _build_options(args: argparse.Namespace):
+    from pipelines.options import BuildOptions, PairOptions
+
+    fetch: dict[str, Any] = {}
+    if args.cookies:
+        fetch["cookies_file"] = args.cookies
+    if args.cookies_from_browser:
+        fetch["cookies_from_browser"] = args.cookies_from_browser
+    pair_options = PairOptions() if args.stride is None else PairOptions(stride_frames=args.stride)
+    values: dict[str, Any] = {
+        "manifest_path": args.manifest, "out": args.out, "cache_dir": args.cache or default_cache_dir(),
+        "ray_address": args.ray_address, "pair_options": pair_options, "only_pairs": tuple(args.only),
+        "force": args.force, "previews": not args.no_previews, "fetch": fetch,
+    }
+    if args.workers is not None:
+        values["workers"] = args.workers
+    if args.max_shard_mb is not None:
+        values["max_shard_bytes"] = int(args.max_shard_mb * 1e6)
+    return BuildOptions(**values)
+
+
+def run_build_command(args: argparse.Namespace) -> int:
+    from fmstf_data.manifest import load_manifest
+
+    if args.dry_run:
+        from pipelines.plan import format_plan
+
+        manifest = load_manifest(args.manifest)
+        print(format_plan(manifest, Path(args.cache or default_cache_dir())))
+        return EXIT_OK
+    if not args.out:
+        raise FmstfError("--out is required (a directory or a URI such as s3://bucket/prefix)")
+    from pipelines.build import run_build
+
+    build = _build_options(args)
+    load_manifest(build.manifest_path)  # fail fast, before Ray starts
+    progress = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=None, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True)
+
+    def on_record(record: dict[str, Any]) -> None:
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix_str(f"{record['pair_id']}: {record['status']}")
+
+    try:
+        result = run_build(build, on_record=on_record)
+    finally:
+        if progress is not None:
+            progress.close()
+    print(result.report["summary"])
+    return EXIT_PAIRS_FAILED if result.failed else EXIT_OK
+
+
+def run_probe_command(args: argparse.Namespace) -> int:
+    from fmstf_data.probe import probe_video
+
+    probe = probe_video(args.file)
+    problem = probe.problem_as(args.role) if args.role else None
+    if args.json:
+        payload = probe.to_dict()
+        if args.role:
+            payload["role"] = args.role
+            payload["problem_as_role"] = problem
+        print(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        print(probe.describe())
+        if args.role:
+            print(f"as {args.role.upper()} side: " + ("usable" if problem is None else f"NOT usable: {problem}"))
+    return EXIT_PAIRS_FAILED if problem else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    commands = {"build": run_build_command, "probe": run_probe_command}
+    try:
+        return commands[args.command](args)
+    except FmstfError as error:
+        print(f"fmstf-data {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("fmstf-data: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

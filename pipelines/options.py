@@ -1,0 +1,108 @@
+"""Options of a build, validated once, JSON-serialisable so that Ray tasks and the report carry them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fmstf_data.errors import FmstfError
+from fmstf_data.shards import DEFAULT_MAX_SHARD_BYTES
+
+
+class OptionsError(FmstfError):
+    """A build option with an unusable value."""
+
+
+@dataclass(frozen=True)
+class PairOptions:
+    """Per-pair processing options; a manifest's ``defaults`` and a pair's ``options`` override these.
+
+    Attributes:
+        stride_frames: minimum distance between kept triplet centres, in HDR frames.
+        max_offset_seconds: the offset search covers [-this, +this] seconds of the HDR timeline.
+        search_seconds: how much of each video (beyond the offset window) the offset search decodes.
+        min_pair_score: a pair whose best offset scores below this is refused as "different videos".
+        min_match_score: frame pairs below this match score are not used in triplets.
+        cut_score: consecutive frames below this score start a new shot.
+        zstd_level: zstd level of the stored planes (1 fastest ... 19 smallest).
+    """
+
+    stride_frames: int = 8
+    max_offset_seconds: float = 5.0
+    search_seconds: float = 10.0
+    min_pair_score: float = 0.6
+    min_match_score: float = 0.8
+    cut_score: float = 0.5
+    zstd_level: int = 3
+
+    def __post_init__(self) -> None:
+        if self.stride_frames < 1:
+            raise OptionsError(f"stride_frames must be >= 1, got {self.stride_frames}")
+        if self.max_offset_seconds < 0 or self.search_seconds <= 0:
+            raise OptionsError(f"max_offset_seconds must be >= 0 and search_seconds > 0, got "
+                               f"{self.max_offset_seconds}, {self.search_seconds}")
+        for name in ("min_pair_score", "min_match_score", "cut_score"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise OptionsError(f"{name} must be in [-1, 1], got {getattr(self, name)}")
+        if not 1 <= self.zstd_level <= 22:
+            raise OptionsError(f"zstd_level must be in 1..22, got {self.zstd_level}")
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> PairOptions:
+        """A copy with ``overrides`` applied; unknown names raise :class:`OptionsError` naming the valid ones."""
+        if not overrides:
+            return self
+        values = asdict(self)
+        unknown = sorted(set(overrides) - set(values))
+        if unknown:
+            raise OptionsError(f"unknown pair option(s) {unknown}; valid: {sorted(values)}")
+        values.update(overrides)
+        try:
+            return PairOptions(**{name: type(getattr(self, name))(value) for name, value in values.items()})
+        except (TypeError, ValueError) as error:
+            raise OptionsError(f"bad pair option value in {overrides}: {error}") from error
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Options of one ``fmstf-data build``.
+
+    Attributes:
+        manifest_path: the manifest file.
+        out: output location: a local directory or a ``pyarrow.fs`` URI (s3://bucket/prefix, ...).
+        cache_dir: where fetched sources are kept (local).
+        workers: at most this many pairs in flight (and the CPUs of a private Ray instance).
+        ray_address: join this Ray cluster ("auto", "ray://host:10001", ...); None starts a private local one.
+        pair_options: defaults for every pair (the manifest may override them).
+        max_shard_bytes: shards are closed before they pass this size.
+        only_pairs: build just these pair ids (empty: all).
+        force: rebuild pairs even when a matching completed record exists.
+        previews: write preview PNGs into the report.
+        fetch: options for fetching (see fmstf_data.sources), as a plain mapping.
+    """
+
+    manifest_path: str
+    out: str
+    cache_dir: str
+    workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    ray_address: str | None = None
+    pair_options: PairOptions = field(default_factory=PairOptions)
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+    only_pairs: tuple[str, ...] = ()
+    force: bool = False
+    previews: bool = True
+    fetch: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise OptionsError(f"workers must be >= 1, got {self.workers}")
+        if self.max_shard_bytes < 1 << 16:
+            raise OptionsError(f"max_shard_bytes must be at least 65536, got {self.max_shard_bytes}")
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    """sha256 of a JSON-ready payload (sorted keys): what a completed pair record was built from."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,267 @@
+"""The work for one pair, run as a Ray task: fetch -> probe -> align -> extract + write -> record.
+
+Every pair ends with a record (contract 6): ``status`` is ``ok`` or the stage that failed (``fetch``, ``probe``,
+``align``, ``extract``), and ``reason`` says why in words a person can act on. A failure never escapes this
+function, so one bad pair cannot stop the build.
+
+Crash safety: shards are staged under ``.staging/{pair_id}/`` and moved into place only when the pair is complete;
+the per-pair sample index is moved into place next, and the record ``pairs/{pair_id}.json`` is written last: a pair
+counts as done only when its record exists and matches the pair's fingerprint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import re
+import time
+import traceback
+from dataclasses import asdict
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fmstf_data.align import estimate_offset_from_files
+from fmstf_data.errors import AlignmentError, FmstfError, SourceMismatchError
+from fmstf_data.extract import ExtractOptions, PairExtractor
+from fmstf_data.geometry import plan_geometry
+from fmstf_data.manifest import PairSpec
+from fmstf_data.probe import VideoProbe, probe_video
+from fmstf_data.samples import encode_sample
+from fmstf_data.shards import ShardWriter
+from fmstf_data.sources import FetchOptions, fetch_source
+from fmstf_data.storage import Storage, open_storage
+from pipelines.options import BuildOptions, PairOptions
+from pipelines.previews import preview_png
+
+logger = logging.getLogger(__name__)
+
+#: relative fps difference above which two versions are refused (23.976 vs 24 is 0.1%)
+MAX_FPS_RELATIVE_DIFFERENCE = 0.0005
+
+SAMPLE_INDEX_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("pair_id", pa.string()),
+    ("split", pa.string()),
+    ("shard", pa.string()),
+    ("hdr_frames", pa.list_(pa.int32())),
+    ("sdr_frames", pa.list_(pa.int32())),
+    ("shot", pa.int32()),
+    ("centre_frame", pa.int32()),
+    ("centre_pts_seconds", pa.float64()),
+    ("match_score_min", pa.float64()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("sample_bytes", pa.int64()),
+])
+
+
+def record_path(pair_id: str) -> str:
+    return f"pairs/{pair_id}.json"
+
+
+def samples_path(pair_id: str) -> str:
+    return f"pairs/{pair_id}.samples.parquet"
+
+
+def staging_dir(pair_id: str) -> str:
+    return f".staging/{pair_id}"
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Deterministic parquet bytes of ``table`` (zstd, no pandas metadata)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", use_dictionary=True, write_statistics=True)
+    return sink.getvalue()
+
+
+def fps_of(probe: VideoProbe) -> float:
+    """The frame rate to plan with: measured, else declared."""
+    fps = probe.fps_from_content or probe.average_fps_from_header_float
+    if not fps:
+        raise AlignmentError(f"{probe.path}: no frame rate (neither declared nor measurable)")
+    return float(fps)
+
+
+def sample_tags(probe: VideoProbe) -> dict[str, Any]:
+    """Colour tags and HDR10 metadata of one side, as they travel in every sample's JSON."""
+    return {
+        "bit_depth": probe.bit_depth,
+        "codec": probe.codec_name,
+        "color_trc": probe.color_trc_name,
+        "color_primaries": probe.color_primaries_name,
+        "colorspace": probe.colorspace_name,
+        "color_range": probe.color_range_name,
+        "mastering_display": None if probe.mastering_display is None else probe.mastering_display.to_dict(),
+        "content_light_level": None if probe.content_light_level is None else probe.content_light_level.to_dict(),
+    }
+
+
+def _published_shards(storage: Storage, pair_id: str) -> list[str]:
+    pattern = re.compile(rf"^shards/[^/]+/{re.escape(pair_id)}-[0-9]{{6}}\.tar$")
+    return [name for name in storage.list_files("shards", ".tar") if pattern.match(name)]
+
+
+class _Stage:
+    """Tracks which stage is running, for the failure status."""
+
+    def __init__(self) -> None:
+        self.name = "fetch"
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def enter(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[self.name] = round(now - self.started, 3)
+        self.name, self.started = name, now
+
+
+def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions, fingerprint: str) -> dict[str, Any]:
+    """Run one pair end to end; never raises for a bad pair. Returns its record (JSON-ready)."""
+    storage = open_storage(build.out)
+    record: dict[str, Any] = {"pair_id": pair.id, "split": pair.split, "fingerprint": fingerprint,
+                              "status": "running", "reason": "", "samples": 0, "shards": [], "bytes": 0}
+    stage = _Stage()
+    writer: ShardWriter | None = None
+    try:
+        storage.delete(staging_dir(pair.id))
+        fetch_options = FetchOptions(**build.fetch)
+        sides = {}
+        for role, spec in (("hdr", pair.hdr), ("sdr", pair.sdr)):
+            fetched = fetch_source(spec, build.cache_dir, options=fetch_options)
+            sides[role] = fetched
+            record[role] = {"source": spec.location, "kind": spec.kind, "path": str(fetched.path),
+                            "sha256": fetched.sha256, "size_bytes": fetched.size_bytes}
+
+        stage.enter("probe")
+        probes = {}
+        for role, fetched in sides.items():
+            probe = probe_video(fetched.path)
+            probes[role] = probe
+            record[role]["probe"] = probe.to_dict()
+            problem = probe.problem_as(role)
+            if problem is not None:
+                raise SourceMismatchError(f"{role.upper()} side {spec_name(pair, role)}: {problem}")
+
+        stage.enter("align")
+        hdr_fps, sdr_fps = fps_of(probes["hdr"]), fps_of(probes["sdr"])
+        if abs(hdr_fps / sdr_fps - 1.0) > MAX_FPS_RELATIVE_DIFFERENCE:
+            raise AlignmentError(
+                f"frame rates differ: HDR {hdr_fps:.3f} fps, SDR {sdr_fps:.3f} fps; pairs with different frame rates "
+                f"are refused (re-download both versions at one frame rate)")
+        geometry = plan_geometry((probes["hdr"].width, probes["hdr"].height),
+                                 (probes["sdr"].width, probes["sdr"].height))
+        max_offset_frames = math.ceil(pair_options.max_offset_seconds * hdr_fps)
+        prefix_frames = max_offset_frames + math.ceil(pair_options.search_seconds * hdr_fps)
+        estimate = estimate_offset_from_files(sides["hdr"].path, sides["sdr"].path,
+                                              max_offset_frames=max_offset_frames, prefix_frames=prefix_frames)
+        record["alignment"] = {
+            "offset_frames": estimate.offset_frames, "score": estimate.score,
+            "runner_up_score": estimate.runner_up_score, "confidence": estimate.confidence,
+            "overlap_frames": estimate.overlap_frames, "geometry": geometry.describe(),
+            "scale_x": geometry.scale[0], "scale_y": geometry.scale[1],
+            "candidate_offsets": list(estimate.candidate_offsets),
+            "candidate_scores": [None if math.isnan(s) else round(s, 6) for s in estimate.candidate_scores],
+        }
+        if estimate.score < pair_options.min_pair_score:
+            raise AlignmentError(
+                f"the two sides do not look like the same video: best mean match score {estimate.score:.3f} "
+                f"(at offset {estimate.offset_frames:+d} frames) is below the threshold {pair_options.min_pair_score}")
+
+        stage.enter("extract")
+        start_frame = round((pair.start_seconds or 0.0) * hdr_fps)
+        end_frame = None if pair.end_seconds is None else round(pair.end_seconds * hdr_fps)
+        extractor = PairExtractor(
+            sides["hdr"].path, sides["sdr"].path, pair_id=pair.id, split=pair.split,
+            offset_frames=estimate.offset_frames, geometry=geometry,
+            options=ExtractOptions(stride_frames=pair_options.stride_frames,
+                                   min_match_score=pair_options.min_match_score, cut_score=pair_options.cut_score,
+                                   start_frame=start_frame, end_frame=end_frame),
+            sample_metadata={"hdr": sample_tags(probes["hdr"]), "sdr": sample_tags(probes["sdr"])})
+        writer = ShardWriter(storage, f"shards/{pair.split}/{pair.id}", staging_dir(pair.id),
+                             max_shard_bytes=build.max_shard_bytes)
+        rows: list[dict[str, Any]] = []
+        middle_frame = probes["hdr"].frame_count_from_content // 2
+        preview_sample, preview_distance = None, None
+        for sample in extractor.samples():
+            members = encode_sample(sample, zstd_level=pair_options.zstd_level)
+            shard = writer.write(sample.key, members)
+            meta = sample.metadata
+            rows.append({
+                "key": sample.key, "pair_id": pair.id, "split": pair.split, "shard": shard,
+                "hdr_frames": meta["hdr_frames"], "sdr_frames": meta["sdr_frames"], "shot": meta["shot"],
+                "centre_frame": meta["centre_frame"], "centre_pts_seconds": meta["hdr_pts_seconds"][1],
+                "match_score_min": min(meta["match_scores"]), "width": sample.width, "height": sample.height,
+                "sample_bytes": sum(len(data) for data in members.values()),
+            })
+            distance = abs(meta["centre_frame"] - middle_frame)
+            if build.previews and (preview_distance is None or distance < preview_distance):
+                preview_sample, preview_distance = sample, distance
+        stats = extractor.stats
+        record["extraction"] = {
+            "hdr_frames_decoded": stats.hdr_frames_decoded, "sdr_frames_decoded": stats.sdr_frames_decoded,
+            "paired_frames": stats.paired_frames, "low_score_frames": stats.low_score_frames,
+            "score_summary": stats.score_summary(), "cut_hdr_frames": stats.cut_hdr_frames,
+            "kept_centres": len(stats.kept_centres), "rejected": stats.rejected,
+            "frame_scores": [round(score, 4) for score in stats.scores],
+        }
+        if not rows:
+            rejected = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.rejected.items()))
+            raise AlignmentError(f"no usable triplet in {stats.paired_frames} paired frames "
+                                 f"(candidate centres refused: {rejected or 'none offered'})")
+
+        stage.enter("write")
+        shards = writer.close()
+        for stale in set(_published_shards(storage, pair.id)) - {shard.name for shard in shards}:
+            storage.delete(stale)
+        writer.publish()
+        storage.write_bytes_atomic(samples_path(pair.id),
+                                   parquet_bytes(pa.Table.from_pylist(rows, schema=SAMPLE_INDEX_SCHEMA)))
+        if preview_sample is not None:
+            storage.write_bytes_atomic(f"report/previews/{pair.id}.png", preview_png(preview_sample))
+        record.update(status="ok", samples=len(rows), shards=[shard.name for shard in shards],
+                      bytes=sum(shard.size_bytes for shard in shards))
+        stage.enter("done")
+        record["seconds"] = stage.seconds
+        storage.delete(staging_dir(pair.id))
+        storage.write_bytes_atomic(record_path(pair.id), json.dumps(record, indent=1, sort_keys=True).encode())
+        logger.info("%s: ok, %d samples in %d shards", pair.id, len(rows), len(shards))
+    except FmstfError as error:
+        _fail(record, stage, str(error), writer, storage, pair.id)
+    except Exception as error:  # noqa: BLE001 - a bug in one pair must not stop the build; it is reported
+        logger.error("%s: internal error in stage %s\n%s", pair.id, stage.name, traceback.format_exc())
+        _fail(record, stage, f"internal error ({type(error).__name__}: {error}); please report it with the "
+                             f"build report", writer, storage, pair.id)
+    return record
+
+
+def spec_name(pair: PairSpec, role: str) -> str:
+    spec = pair.hdr if role == "hdr" else pair.sdr
+    return str(spec.location)
+
+
+def _fail(record: dict[str, Any], stage: _Stage, reason: str, writer: ShardWriter | None, storage: Storage,
+          pair_id: str) -> None:
+    record.update(status=stage.name if stage.name != "write" else "extract", reason=reason)
+    stage.enter("failed")
+    record["seconds"] = stage.seconds
+    logger.warning("%s: failed at %s: %s", pair_id, record["status"], reason)
+    if writer is not None:
+        writer.abort()
+    else:
+        storage.delete(staging_dir(pair_id))
+
+
+def options_payload(pair: PairSpec, pair_options: PairOptions, build: BuildOptions) -> dict[str, Any]:
+    """What a completed pair depends on (its fingerprint payload)."""
+    return {
+        "pair": {"id": pair.id, "split": pair.split, "hdr": [pair.hdr.kind, str(pair.hdr.location)],
+                 "sdr": [pair.sdr.kind, str(pair.sdr.location)], "start_seconds": pair.start_seconds,
+                 "end_seconds": pair.end_seconds},
+        "options": asdict(pair_options),
+        "max_shard_bytes": build.max_shard_bytes,
+        "sample_format": 1,
+    }

@@ -1,0 +1,92 @@
+"""The build report: ``report/report.json`` (everything, per pair) and ``report/summary.txt`` (a short human text).
+
+The report is for people and dashboards; it carries timings, so unlike the shards and the index it differs between
+two otherwise identical builds.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from typing import Any
+
+import pyarrow as pa
+
+from fmstf_data.manifest import Manifest
+from fmstf_data.storage import Storage
+from pipelines.options import BuildOptions
+
+
+def _versions() -> dict[str, str]:
+    import av
+    import numpy
+    import ray
+    import torch
+    import webdataset
+    import yt_dlp
+
+    return {"python": platform.python_version(), "av": av.__version__, "ffmpeg": str(av.library_versions.get("libavcodec")),
+            "numpy": numpy.__version__, "pyarrow": pa.__version__, "ray": ray.__version__, "torch": torch.__version__,
+            "webdataset": getattr(webdataset, "__version__", "?"), "yt_dlp": yt_dlp.version.__version__}
+
+
+def split_totals(records: list[dict[str, Any]], samples: pa.Table) -> dict[str, dict[str, int]]:
+    """Per split: pairs ok / failed, samples, shards, bytes."""
+    totals: dict[str, dict[str, int]] = {}
+    for record in records:
+        split = totals.setdefault(record["split"], {"pairs_ok": 0, "pairs_failed": 0, "samples": 0, "shards": 0,
+                                                    "bytes": 0})
+        if record["status"] == "ok":
+            split["pairs_ok"] += 1
+            split["samples"] += record.get("samples", 0)
+            split["shards"] += len(record.get("shards", []))
+            split["bytes"] += record.get("bytes", 0)
+        else:
+            split["pairs_failed"] += 1
+    return dict(sorted(totals.items()))
+
+
+def summary_text(manifest: Manifest, records: list[dict[str, Any]], totals: dict[str, dict[str, int]], *,
+                 out: str, skipped: list[str], seconds: float) -> str:
+    """A few lines a person reads at the end of a build."""
+    lines = [f"fmstf-data build of '{manifest.name}' -> {out} ({seconds:.1f} s)"]
+    for split, total in totals.items():
+        lines.append(f"  {split:<5} {total['pairs_ok']} pair(s) ok, {total['pairs_failed']} failed, "
+                     f"{total['samples']} samples in {total['shards']} shard(s), {total['bytes'] / 1e6:.1f} MB")
+    for record in records:
+        if record["status"] == "ok":
+            alignment = record.get("alignment", {})
+            resumed = " (already complete)" if record["pair_id"] in skipped else ""
+            lines.append(f"  ok      {record['pair_id']}: {record['samples']} samples, offset "
+                         f"{alignment.get('offset_frames', 0):+d} frames (score {alignment.get('score', 0):.3f}), "
+                         f"{alignment.get('geometry', '')}{resumed}")
+        else:
+            lines.append(f"  FAILED  {record['pair_id']} at {record['status']}: {record.get('reason', '')}")
+    failed = [record["pair_id"] for record in records if record["status"] != "ok"]
+    if failed:
+        lines.append(f"{len(failed)} pair(s) failed: {', '.join(failed)}. Fix or remove them and rerun: completed "
+                     f"pairs are kept.")
+    lines.append(f"index: {out}/index/samples.parquet, {out}/index/pairs.parquet; report: {out}/report/report.json")
+    return "\n".join(lines)
+
+
+def write_report(storage: Storage, manifest: Manifest, build: BuildOptions, records: list[dict[str, Any]],
+                 samples: pa.Table, *, skipped: list[str], seconds: float) -> dict[str, Any]:
+    """Write ``report/report.json`` and ``report/summary.txt``; returns the report."""
+    totals = split_totals(records, samples)
+    summary = summary_text(manifest, records, totals, out=build.out, skipped=skipped, seconds=seconds)
+    options = asdict(build)
+    report = {
+        "manifest": {"name": manifest.name, "path": str(manifest.path), "pairs": len(manifest.pairs)},
+        "options": options,
+        "versions": _versions(),
+        "seconds": round(seconds, 3),
+        "totals": totals,
+        "resumed_pairs": skipped,
+        "pairs": records,
+        "summary": summary,
+    }
+    storage.write_bytes_atomic("report/report.json", json.dumps(report, indent=1, sort_keys=True, default=str).encode())
+    storage.write_bytes_atomic("report/summary.txt", (summary + "\n").encode())
+    return report
