@@ -106,12 +106,13 @@ def run_build_command(args: argparse.Namespace) -> int:
     from pipelines.build import run_build
 
     build = _build_options(args)
-    load_manifest(build.manifest_path)  # fail fast, before Ray starts
+    manifest = load_manifest(build.manifest_path)  # fail fast, before Ray starts
     progress = None
     if not args.no_progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=None, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True)
+        total = len([p for p in manifest.pairs if not build.only_pairs or p.id in build.only_pairs])
+        progress = tqdm(total=total, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True)
 
     def on_record(record: dict[str, Any]) -> None:
         if progress is not None:

@@ -1,0 +1,207 @@
+"""The main job end to end: `fmstf-data build` on the demo manifest and on broken pairs, resume, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from fmstf_data.samples import decode_sample
+from pipelines.build import run_build
+from pipelines.cli import main
+from pipelines.options import BuildOptions, PairOptions
+from tests.conftest import DEMO_MANIFEST, ROOT, write_retagged_copy
+
+DEMO = ROOT / "manifests" / "demo"
+
+
+def build_demo(out: Path, manifest: Path = DEMO_MANIFEST, **changes) -> object:
+    options = BuildOptions(manifest_path=str(manifest), out=str(out), cache_dir=str(out.parent / "cache"),
+                           workers=2, **changes)
+    return run_build(options)
+
+
+@pytest.fixture(scope="module")
+def demo_build(tmp_path_factory, ray_session):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = build_demo(out)
+    return out, result
+
+
+def truth(name: str) -> dict:
+    return json.loads((DEMO / f"{name}.truth.json").read_text())
+
+
+def pyav_planes(path: Path, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Planes of frame ``index`` decoded with plain PyAV (to_ndarray of the stacked 4:2:0 layout)."""
+    with av.open(str(path)) as container:
+        for position, frame in enumerate(container.decode(video=0)):
+            if position == index:
+                stacked = frame.to_ndarray()  # yuv420p10le: [h * 3 / 2, w] uint16 for even sizes
+                height, width = frame.height, frame.width
+                chroma = stacked[height:].reshape(2, height // 2, width // 2)
+                return stacked[:height], chroma[0], chroma[1]
+    raise IndexError(index)
+
+
+def test_demo_build_succeeds_with_true_offsets_and_cuts(demo_build):
+    out, result = demo_build
+    assert result.exit_code == 0, result.report["summary"]
+    pairs = pq.read_table(out / "index" / "pairs.parquet").to_pylist()
+    assert [(p["pair_id"], p["split"], p["status"]) for p in pairs] == [
+        ("city", "train", "ok"), ("forest", "train", "ok"), ("harbor", "test", "ok")]
+    for pair in pairs:
+        assert pair["offset_frames"] == truth(pair["pair_id"])["offset_frames"]
+    assert pairs[2]["cut_hdr_frames"] == [24]
+    assert "256x144 resampled to 320x180" in pairs[1]["geometry"]
+
+    samples = pq.read_table(out / "index" / "samples.parquet").to_pylist()
+    assert samples and {s["split"] for s in samples} == {"train", "test"}
+    for sample in samples:
+        offset = truth(sample["pair_id"])["offset_frames"]
+        centre = sample["centre_frame"]
+        assert sample["key"] == f"{sample['pair_id']}_{centre:06d}"
+        assert sample["hdr_frames"] == [centre - 1, centre, centre + 1]
+        assert sample["sdr_frames"] == [f - offset for f in sample["hdr_frames"]]
+        cuts = truth(sample["pair_id"])["shot_starts"][1:]
+        assert not any(centre - 1 < cut <= centre + 1 for cut in cuts), "a triplet spans a cut"
+        assert sample["shard"].startswith(f"shards/{sample['split']}/{sample['pair_id']}-")
+    centres = [s["centre_frame"] for s in samples if s["pair_id"] == "city"]
+    assert all(b - a >= 4 for a, b in zip(centres, centres[1:]))  # the manifest's stride
+
+    summary = (out / "report" / "summary.txt").read_text()
+    assert "ok      city: " in summary and "FAILED" not in summary
+    assert (out / "report" / "previews" / "city.png").read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["totals"]["train"]["pairs_ok"] == 2 and report["totals"]["test"]["pairs_ok"] == 1
+
+
+def test_shards_read_with_plain_tools_and_hdr_planes_are_bit_exact(demo_build):
+    out, _ = demo_build
+    index = {s["key"]: s for s in pq.read_table(out / "index" / "samples.parquet").to_pylist()}
+    shard_files = sorted((out / "shards").rglob("*.tar"))
+    listed = subprocess.run(["tar", "tf", str(shard_files[0])], capture_output=True, text=True, check=True)
+    assert listed.stdout.splitlines()[0].endswith(".json")
+    seen = set()
+    for shard in shard_files:
+        split = shard.parent.name
+        for item in wds.WebDataset(str(shard), shardshuffle=False):
+            sample = decode_sample({k: v for k, v in item.items() if not k.startswith("__")})
+            row = index[sample.key]
+            assert row["split"] == split == sample.metadata["split"]  # contract 4
+            seen.add(sample.key)
+            if sample.key.endswith(("000006", "000008", "000004")):  # a few per pair: decoding is the slow part
+                hdr_path = DEMO / f"{row['pair_id']}.hdr.mp4"
+                for position, frame_index in enumerate(row["hdr_frames"]):
+                    expected = pyav_planes(hdr_path, frame_index)
+                    for stored, decoded in zip(sample.hdr, expected):
+                        assert np.array_equal(stored[position], decoded), f"{sample.key} frame {frame_index}"
+    assert seen == set(index)
+
+
+def test_bad_pairs_fail_with_reasons_and_the_rest_completes(tmp_path, ray_session):
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    write_retagged_copy(DEMO / "city.hdr.mp4", sources / "hlg.hdr.mp4", transfer="arib-std-b67", color_trc=18)
+    shutil.copy(DEMO / "city.sdr.mp4", sources / "city.sdr.mp4")
+    manifest = tmp_path / "broken.yaml"
+    manifest.write_text(f"""version: 1
+name: broken
+pairs:
+  - id: good
+    split: train
+    hdr: {DEMO}/city.hdr.mp4
+    sdr: {DEMO}/city.sdr.mp4
+  - id: hlg
+    split: train
+    hdr: sources/hlg.hdr.mp4
+    sdr: sources/city.sdr.mp4
+  - id: mixed-up
+    split: test
+    hdr: {DEMO}/harbor.hdr.mp4
+    sdr: {DEMO}/forest.sdr.mp4
+""")
+    result = build_demo(tmp_path / "out", manifest)
+    status = {r["pair_id"]: r for r in result.records}
+    assert status["good"]["status"] == "ok" and status["good"]["samples"] > 0
+    assert status["hlg"]["status"] == "probe" and "HLG" in status["hlg"]["reason"]
+    assert status["mixed-up"]["status"] == "align"
+    assert "do not look like the same video" in status["mixed-up"]["reason"]
+    assert "threshold" in status["mixed-up"]["reason"]
+    assert result.exit_code == 1
+    pairs = pq.read_table(tmp_path / "out" / "index" / "pairs.parquet").to_pylist()
+    assert {p["pair_id"]: p["status"] for p in pairs} == {"good": "ok", "hlg": "probe", "mixed-up": "align"}
+    assert not list((tmp_path / "out" / "shards").rglob("hlg-*.tar"))
+
+
+def digests(out: Path) -> dict[str, str]:
+    names = [*sorted((out / "shards").rglob("*.tar")), out / "index" / "samples.parquet",
+             out / "index" / "pairs.parquet"]
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in names}
+
+
+def test_rebuild_is_byte_identical_and_resume_skips_complete_pairs(demo_build, tmp_path, ray_session):
+    out, _ = demo_build
+    again = build_demo(tmp_path / "again")
+    assert digests(tmp_path / "again") == digests(out)
+    resumed = build_demo(tmp_path / "again")
+    assert resumed.skipped == ["city", "forest", "harbor"]
+    assert digests(tmp_path / "again") == digests(out)
+    assert again.exit_code == resumed.exit_code == 0
+
+
+def test_killed_build_leaves_no_partial_shard_and_rerun_finishes_identically(demo_build, tmp_path):
+    out, _ = demo_build
+    target = tmp_path / "killed"
+    command = [sys.executable, "-m", "pipelines.cli", "build", "--manifest", str(DEMO_MANIFEST), "--out", str(target),
+               "--cache", str(tmp_path / "cache"), "--workers", "1", "--no-progress"]
+    log = tmp_path / "killed.log"
+    with log.open("w") as stream:
+        process = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=stream, stderr=stream)
+    deadline = time.monotonic() + 120
+    while not list((target / "pairs").glob("*.json")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    assert process.poll() is None, f"the build ended before it could be killed:\n{log.read_text()[-3000:]}"
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and its Ray workers, mid-build
+    process.wait()
+    for shard in (target / "shards").rglob("*.tar") if (target / "shards").exists() else []:
+        with tarfile.open(shard) as archive:  # every visible shard is complete
+            assert archive.getnames()
+    assert not list(target.rglob("*.partial")) or all(".staging" in str(p) or p.name.startswith(".")
+                                                       for p in target.rglob("*.partial"))
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resum" in rerun.stdout or "already complete" in rerun.stdout
+    assert digests(target) == digests(out)
+    assert not (target / ".staging").exists() or not list((target / ".staging").rglob("*"))
+
+
+def test_cli_probe_and_errors(capsys, tmp_path):
+    assert main(["probe", str(DEMO / "city.hdr.mp4")]) == 0
+    text = capsys.readouterr().out
+    assert "HDR10" in text and "0.005 .. 4000 cd/m²" in text  # verdict and mastering display luminance
+    assert main(["probe", str(DEMO / "city.sdr.mp4"), "--json", "--as", "hdr"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["verdict"] == "SDR" and payload["problem_as_role"]
+    (tmp_path / "notes.txt").write_text("not a video")
+    assert main(["probe", str(tmp_path / "notes.txt")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: x\npairs:\n  - id: a\n    split: trian\n    hdr: a.mp4\n    sdr: b.mp4\n")
+    assert main(["build", "--manifest", str(bad), "--out", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err
+    assert "bad.yaml:5" in error and "split" in error
