@@ -37,12 +37,14 @@ from pipelines.options import BuildOptions, PairOptions
 
 
 def make_pair(workdir: Path, width: int, height: int, frames: int) -> tuple[Path, Path]:
-    hdr, sdr = workdir / f"bench{height}.hdr.mp4", workdir / f"bench{height}.sdr.mp4"
-    marker = workdir / f"bench{height}-{frames}.done"
+    name = f"bench{height}p{frames}"
+    hdr, sdr = workdir / f"{name}.hdr.mp4", workdir / f"{name}.sdr.mp4"
+    marker = workdir / f"{name}.done"
     if not marker.exists():
+        # film grain brings the bitrate (and so the decode cost) near real 1080p HDR video
         clip = ClipSpec(width=width, height=height, fps=Fraction(24), frame_count=frames, seed=7,
-                        shot_lengths=(frames // 2, frames - frames // 2))
-        write_pair(workdir, f"bench{height}", clip, trim_start_frames=3, trim_end_frames=2, hdr_crf=20,
+                        shot_lengths=(frames // 2, frames - frames // 2), grain_fraction=0.03)
+        write_pair(workdir, name, clip, trim_start_frames=3, trim_end_frames=2, hdr_crf=20,
                    sdr_crf=20, preset="ultrafast", write_truth_json=False)
         marker.write_text("ok")
     return hdr, sdr

@@ -143,6 +143,9 @@ class ClipSpec:
     for exactness checks; ``calibration_patch_size`` pixels square."""
     calibration_patch_size: int = 16
     """Side of the calibration patch in pixels (even)."""
+    grain_fraction: float = 0.0
+    """Film grain: multiplicative Gaussian noise with this relative standard deviation, new every frame (seeded).
+    Real camera footage is grainy; 0.02-0.05 brings the encoded bitrate and decode cost near real videos."""
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.width % 2 or self.height % 2:
@@ -161,6 +164,8 @@ class ClipSpec:
                 )
         if not 0 <= self.fade_out_frames <= self.frame_count:
             raise ValueError(f"fade_out_frames must be in 0..{self.frame_count}, got {self.fade_out_frames}")
+        if not 0 <= self.grain_fraction < 1:
+            raise ValueError(f"grain_fraction must be in [0, 1), got {self.grain_fraction}")
         if self.calibration_patch_nits is not None:
             if not 0 <= self.calibration_patch_nits <= 10000:
                 raise ValueError(
@@ -309,6 +314,10 @@ def iter_clip_nits(spec: ClipSpec) -> Iterator[np.ndarray]:
             fade_start = spec.frame_count - spec.fade_out_frames
             if spec.fade_out_frames and frame_index >= fade_start:
                 image = image * np.float32((spec.frame_count - 1 - frame_index) / spec.fade_out_frames)
+            if spec.grain_fraction:
+                grain_rng = np.random.default_rng([spec.seed, frame_index, 7])
+                grain = grain_rng.standard_normal(image.shape[1:], dtype=np.float32) * np.float32(spec.grain_fraction)
+                image = np.clip(image * (1.0 + grain)[None], 0, spec.scene.highlight_max_nits).astype(np.float32)
             if spec.calibration_patch_nits is not None:
                 size = spec.calibration_patch_size
                 image[:, :size, :size] = spec.calibration_patch_nits

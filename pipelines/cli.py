@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_build(subparsers)
     _add_probe(subparsers)
+    from pipelines.align_cli import add_align_parser
+
+    add_align_parser(subparsers)
     return parser
 
 
@@ -150,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    commands = {"build": run_build_command, "probe": run_probe_command}
+    from pipelines.align_cli import run_align_command
+
+    commands = {"build": run_build_command, "probe": run_probe_command, "align": run_align_command}
     try:
         return commands[args.command](args)
     except FmstfError as error:
