@@ -51,6 +51,12 @@ class Storage:
         """The file-system path of ``relative`` (a '/'-separated path under the base)."""
         return posixpath.join(self.base_path, relative) if relative else self.base_path
 
+    def display(self, relative: str = "") -> str:
+        """How a person names ``relative`` under this location (URI query parameters kept at the end)."""
+        base, _, query = self.uri.partition("?")
+        joined = posixpath.join(base.rstrip("/"), relative) if relative else base
+        return f"{joined}?{query}" if query else joined
+
     def makedirs(self, relative: str) -> None:
         self.filesystem.create_dir(self.path(relative), recursive=True)
 

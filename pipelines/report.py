@@ -48,9 +48,9 @@ def split_totals(records: list[dict[str, Any]], samples: pa.Table) -> dict[str, 
 
 
 def summary_text(manifest: Manifest, records: list[dict[str, Any]], totals: dict[str, dict[str, int]], *,
-                 out: str, skipped: list[str], seconds: float) -> str:
+                 storage: Storage, skipped: list[str], seconds: float) -> str:
     """A few lines a person reads at the end of a build."""
-    lines = [f"fmstf-data build of '{manifest.name}' -> {out} ({seconds:.1f} s)"]
+    lines = [f"fmstf-data build of '{manifest.name}' -> {storage.display()} ({seconds:.1f} s)"]
     for split, total in totals.items():
         lines.append(f"  {split:<5} {total['pairs_ok']} pair(s) ok, {total['pairs_failed']} failed, "
                      f"{total['samples']} samples in {total['shards']} shard(s), {total['bytes'] / 1e6:.1f} MB")
@@ -67,7 +67,8 @@ def summary_text(manifest: Manifest, records: list[dict[str, Any]], totals: dict
     if failed:
         lines.append(f"{len(failed)} pair(s) failed: {', '.join(failed)}. Fix or remove them and rerun: completed "
                      f"pairs are kept.")
-    lines.append(f"index: {out}/index/samples.parquet, {out}/index/pairs.parquet; report: {out}/report/report.json")
+    lines.append(f"index: {storage.display('index/samples.parquet')}, {storage.display('index/pairs.parquet')}; "
+                 f"report: {storage.display('report/report.json')}")
     return "\n".join(lines)
 
 
@@ -75,7 +76,7 @@ def write_report(storage: Storage, manifest: Manifest, build: BuildOptions, reco
                  samples: pa.Table, *, skipped: list[str], seconds: float) -> dict[str, Any]:
     """Write ``report/report.json`` and ``report/summary.txt``; returns the report."""
     totals = split_totals(records, samples)
-    summary = summary_text(manifest, records, totals, out=build.out, skipped=skipped, seconds=seconds)
+    summary = summary_text(manifest, records, totals, storage=storage, skipped=skipped, seconds=seconds)
     options = asdict(build)
     report = {
         "manifest": {"name": manifest.name, "path": str(manifest.path), "pairs": len(manifest.pairs)},

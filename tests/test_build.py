@@ -199,6 +199,37 @@ def test_cli_joins_an_existing_ray_cluster(ray_session, tmp_path):
     assert "ok      city" in run.stdout and "forest" not in run.stdout
 
 
+def test_build_writes_to_s3_through_a_loopback_s3_server(tmp_path):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        credentials = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+        s3.create_bucket(Bucket="datasets")
+        uri = f"s3://datasets/demo?endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+        command = [sys.executable, "-m", "pipelines.cli", "build", "--manifest", str(DEMO_MANIFEST), "--out", uri,
+                   "--cache", str(tmp_path / "cache"), "--only", "harbor", "--no-progress"]
+        run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, **credentials})
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "s3://datasets/demo/index/samples.parquet?endpoint_override=" in run.stdout
+        keys = {item["Key"] for item in s3.list_objects_v2(Bucket="datasets")["Contents"]}
+        assert {"demo/shards/test/harbor-000000.tar", "demo/index/samples.parquet", "demo/pairs/harbor.json"} <= keys
+        shard = s3.get_object(Bucket="datasets", Key="demo/shards/test/harbor-000000.tar")["Body"].read()
+        local = tmp_path / "harbor-000000.tar"
+        local.write_bytes(shard)
+        keys_in_shard = [decode_sample({k: v for k, v in item.items() if not k.startswith("__")}).key
+                         for item in wds.WebDataset(str(local), shardshuffle=False)]
+        assert keys_in_shard and all(key.startswith("harbor_") for key in keys_in_shard)
+    finally:
+        server.stop()
+
+
 def test_cli_probe_and_errors(capsys, tmp_path):
     assert main(["probe", str(DEMO / "city.hdr.mp4")]) == 0
     text = capsys.readouterr().out
