@@ -1,0 +1,778 @@
+"""Manifests: which HDR10/SDR video pairs make a dataset, and which split each pair belongs to.
+
+A manifest is a YAML file (schema in ``manifests/README.md``)::
+
+    version: 1
+    name: demo
+    defaults: {stride_frames: 4, format: {height: 2160}}
+    pairs:
+      - id: city
+        split: train
+        hdr: demo/city.hdr.mp4          # a path relative to the manifest, a URL, or youtube:ID
+        sdr: demo/city.sdr.mp4
+      - id: sunset
+        split: test
+        youtube: bpfu7biLT5c            # one video ID serves both versions (HDR10 and SDR formats)
+
+It is read with ``yaml.compose`` and the safe loader only (never ``yaml.load``), and every error is a
+:class:`~fmstf_data.errors.ManifestError` naming the file, the 1-based line and the field (``pairs[2].split``).
+Splits are by video (contract 4): the same source in two splits is refused as a leak.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fmstf_data.errors import ManifestError
+
+MANIFEST_VERSION = 1
+PAIR_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")  # contract 1
+YOUTUBE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{11}\Z")
+VCODEC_PATTERN = re.compile(r"[a-z0-9][a-z0-9.]*\Z")
+SPLITS = ("train", "val", "test")
+ROLES = ("hdr", "sdr")
+SOURCE_KINDS = ("local", "url", "youtube")
+DYNAMIC_RANGE_OF_ROLE = {"hdr": "HDR10", "sdr": "SDR"}
+URL_SCHEMES = ("http", "https", "file")
+YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com",
+                           "youtube-nocookie.com", "www.youtube-nocookie.com", "youtu.be", "www.youtu.be"})
+
+Kind = Literal["local", "url", "youtube"]
+Role = Literal["hdr", "sdr"]
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """Type and range of one per-pair processing option (mirrors ``pipelines.options.PairOptions``)."""
+
+    kind: type  # int or float
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable, or None."""
+        numeric = (int, float) if self.kind is float else (int,)
+        if isinstance(value, bool) or not isinstance(value, numeric):
+            return f"expected {'a number' if self.kind is float else 'an integer'}, got {_type_name(value)} {value!r}"
+        if not math.isfinite(value):
+            return f"expected a finite number, got {value!r}"
+        if self.minimum is not None and (value <= self.minimum if self.exclusive_minimum else value < self.minimum):
+            return f"must be {'>' if self.exclusive_minimum else '>='} {self.minimum}, got {value!r}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be <= {self.maximum}, got {value!r}"
+        return None
+
+
+# Per-pair processing options that ``defaults`` and a pair's ``options`` may set (the build's PairOptions fields).
+PAIR_OPTION_RULES: dict[str, OptionRule] = {
+    "stride_frames": OptionRule(int, minimum=1),
+    "max_offset_seconds": OptionRule(float, minimum=0),
+    "search_seconds": OptionRule(float, minimum=0, exclusive_minimum=True),
+    "min_pair_score": OptionRule(float, minimum=-1, maximum=1),
+    "min_match_score": OptionRule(float, minimum=-1, maximum=1),
+    "cut_score": OptionRule(float, minimum=-1, maximum=1),
+    "zstd_level": OptionRule(int, minimum=1, maximum=22),
+}
+FORMAT_KEYS = ("format", "hdr_format", "sdr_format")
+TOP_KEYS = ("version", "name", "description", "defaults", "pairs", "excluded")
+PAIR_KEYS = ("id", "split", "hdr", "sdr", "youtube", "start_seconds", "end_seconds", "notes", "licence", "options",
+             *FORMAT_KEYS)
+DEFAULTS_KEYS = (*PAIR_OPTION_RULES, *FORMAT_KEYS)
+FORMAT_SPEC_KEYS = ("height", "vcodec", "selector")
+EXCLUDED_KEYS = ("source", "reason", "notes")
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """Which YouTube/URL format to download for one side of a pair (yt-dlp format selection by fields).
+
+    Attributes:
+        height: target height in pixels: the tallest height <= this offered as both an HDR10 and an SDR video-only
+            stream is used, so both versions share one height. None: the fetch option ``format_height`` (2160).
+        vcodec: codec prefix to require (``vp09``, ``av01``, ``avc1``); None lets yt-dlp's ranking choose.
+        selector: a complete yt-dlp format selector (``bv[dynamic_range=HDR10][height=1440]``), used as given
+            instead of ``height``/``vcodec``.
+    """
+
+    height: int | None = None
+    vcodec: str | None = None
+    selector: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.height is not None and (isinstance(self.height, bool) or not isinstance(self.height, int)
+                                        or self.height < 1):
+            raise ManifestError(f"height must be a positive integer (pixels), got {self.height!r}")
+        if self.vcodec is not None and not (isinstance(self.vcodec, str) and VCODEC_PATTERN.match(self.vcodec)):
+            raise ManifestError(f"vcodec must be a lower-case codec prefix such as 'vp09', 'av01' or 'avc1', "
+                                f"got {self.vcodec!r}")
+        if self.selector is not None and not (isinstance(self.selector, str) and self.selector.strip()):
+            raise ManifestError(f"selector must be a non-empty yt-dlp format selector, got {self.selector!r}")
+        if self.selector is not None and (self.height is not None or self.vcodec is not None):
+            raise ManifestError("give either a selector or height/vcodec, not both (a selector is used as given)")
+
+    @property
+    def is_empty(self) -> bool:
+        return self.height is None and self.vcodec is None and self.selector is None
+
+    def merged_over(self, base: FormatSpec) -> FormatSpec:
+        """This (more specific) spec applied over ``base``: a selector replaces everything; height/vcodec replace
+        a base selector and override the base's height/vcodec one by one."""
+        if self.selector is not None:
+            return self
+        if self.is_empty:
+            return base
+        return FormatSpec(height=self.height if self.height is not None else base.height,
+                          vcodec=self.vcodec if self.vcodec is not None else base.vcodec)
+
+    def describe(self, default_height: int) -> str:
+        """Human-readable request, e.g. ``height<=2160, vcodec vp09``."""
+        if self.selector is not None:
+            return f"selector {self.selector!r}"
+        text = f"height<={self.height if self.height is not None else default_height}"
+        return text + (f", vcodec {self.vcodec}" if self.vcodec else "")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One side (HDR or SDR version) of a pair.
+
+    Attributes:
+        kind: ``local`` (a file, used in place), ``url`` (http/https/file URL, fetched with yt-dlp) or ``youtube``.
+        location: local: the absolute path; url: the URL; youtube: the 11-character video ID.
+        role: ``hdr`` (wanted: HDR10, PQ, BT.2020) or ``sdr`` (wanted: SDR, BT.709).
+        format: format selection for url/youtube sides (None for local files).
+        pair_id: the pair this side belongs to (for messages).
+        text: the source as written in the manifest.
+        line: 1-based manifest line (for messages).
+        field: manifest field, e.g. ``pairs[3].hdr`` or ``pairs[3].youtube``.
+    """
+
+    kind: Kind
+    location: str
+    role: Role
+    format: FormatSpec | None = None
+    pair_id: str | None = None
+    text: str | None = None
+    line: int | None = None
+    field: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ManifestError(f"source kind must be one of {SOURCE_KINDS}, got {self.kind!r}")
+        if self.role not in ROLES:
+            raise ManifestError(f"role must be one of {ROLES}, got {self.role!r}")
+        if not isinstance(self.location, str) or not self.location:
+            raise ManifestError(f"location must be a non-empty string, got {self.location!r}")
+        if self.kind == "youtube" and not YOUTUBE_ID_PATTERN.match(self.location):
+            raise ManifestError(f"a YouTube video ID has 11 characters [A-Za-z0-9_-], got {self.location!r}")
+        if self.kind == "local" and not os.path.isabs(self.location):
+            raise ManifestError(f"a local source location must be an absolute path, got {self.location!r}")
+        if self.kind == "url" and urllib.parse.urlsplit(self.location).scheme not in URL_SCHEMES:
+            raise ManifestError(f"a URL source must use one of {URL_SCHEMES}, got {self.location!r}")
+        if self.kind == "local" and self.format is not None:
+            raise ManifestError("format selection applies to URL and YouTube sources, not local files")
+
+    @property
+    def dynamic_range(self) -> str:
+        """The dynamic range this side must have: ``HDR10`` (hdr) or ``SDR`` (sdr), in yt-dlp's vocabulary."""
+        return DYNAMIC_RANGE_OF_ROLE[self.role]
+
+    @property
+    def path(self) -> Path:
+        """The file of a local source."""
+        if self.kind != "local":
+            raise ValueError(f"{self.describe()} is a {self.kind} source, not a local file")
+        return Path(self.location)
+
+    @property
+    def url(self) -> str:
+        """What yt-dlp is given: the URL, or the canonical watch URL of a YouTube ID."""
+        if self.kind == "youtube":
+            return f"https://www.youtube.com/watch?v={self.location}"
+        if self.kind == "url":
+            return self.location
+        return Path(self.location).as_uri()
+
+    def describe(self) -> str:
+        """Short text for messages: ``youtube:ID``, the URL, or the path."""
+        return f"youtube:{self.location}" if self.kind == "youtube" else self.location
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """What makes two sources the same video (for the split-leak check): files by real path."""
+        if self.kind == "local":
+            return ("file", os.path.realpath(self.location))
+        if self.kind == "url":
+            parts = urllib.parse.urlsplit(self.location)
+            if parts.scheme == "file":
+                return ("file", os.path.realpath(urllib.request.url2pathname(parts.path)))
+            return ("url", urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path,
+                                                    parts.query, "")))
+        return ("youtube", self.location)
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """One HDR10/SDR pair of a manifest.
+
+    Attributes:
+        id: pair id, ``[a-z0-9][a-z0-9_-]*`` (contract 1).
+        split: ``train``, ``val`` or ``test`` (contract 4: a video belongs to one split).
+        hdr, sdr: the two versions.
+        start_seconds, end_seconds: optional segment on the HDR timeline (seconds); None: from the start / to
+            the end. Whole files are fetched; the segment is applied when frames are extracted.
+        notes, licence: free text.
+        options: per-pair processing options set by the pair itself (``options:``); the manifest's ``defaults``
+            are kept apart in :attr:`Manifest.defaults`.
+        line: 1-based line where the pair starts.
+    """
+
+    id: str
+    split: str
+    hdr: SourceSpec
+    sdr: SourceSpec
+    start_seconds: float | None = None
+    end_seconds: float | None = None
+    notes: str | None = None
+    licence: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not PAIR_ID_PATTERN.match(self.id):
+            raise ManifestError(f"pair id must match [a-z0-9][a-z0-9_-]* (lower case, no dots), got {self.id!r}")
+        if self.split not in SPLITS:
+            raise ManifestError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.hdr.role != "hdr" or self.sdr.role != "sdr":
+            raise ManifestError(f"pair {self.id}: hdr/sdr sources carry roles {self.hdr.role}/{self.sdr.role}")
+        for name in ("start_seconds", "end_seconds"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value < 0):
+                raise ManifestError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+        if self.start_seconds is not None and self.end_seconds is not None \
+                and self.start_seconds >= self.end_seconds:
+            raise ManifestError(f"end_seconds ({self.end_seconds}) must be greater than start_seconds "
+                                f"({self.start_seconds})")
+        for name, value in self.options.items():
+            rule = PAIR_OPTION_RULES.get(name)
+            if rule is None:
+                raise ManifestError(f"unknown pair option {name!r}; valid: {', '.join(PAIR_OPTION_RULES)}")
+            problem = rule.problem(value)
+            if problem:
+                raise ManifestError(f"option {name}: {problem}")
+
+    @property
+    def sources(self) -> tuple[SourceSpec, SourceSpec]:
+        return (self.hdr, self.sdr)
+
+
+@dataclass(frozen=True)
+class ExcludedSource:
+    """A video deliberately left out of the dataset, with the reason (kept in the manifest for the record)."""
+
+    kind: Kind
+    location: str
+    reason: str
+    notes: str | None = None
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise ManifestError("an excluded source needs a reason")
+
+    def describe(self) -> str:
+        return f"youtube:{self.location}" if self.kind == "youtube" else self.location
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest.
+
+    Attributes:
+        version: schema version (1).
+        name: dataset name.
+        pairs: the pairs, in file order.
+        description: free text.
+        defaults: per-pair processing options for every pair (a pair's ``options`` override them).
+        format_defaults: format selection defaults per role (``{"hdr": FormatSpec, "sdr": FormatSpec}``),
+            already merged into each source's ``format``.
+        excluded: sources deliberately left out, with reasons.
+        path: the manifest file (None when parsed from text).
+    """
+
+    version: int
+    name: str
+    pairs: tuple[PairSpec, ...]
+    description: str | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    format_defaults: dict[str, FormatSpec] = field(default_factory=dict)
+    excluded: tuple[ExcludedSource, ...] = ()
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.version != MANIFEST_VERSION:
+            raise ManifestError(f"unsupported manifest version {self.version!r}; this fmstf-data reads version "
+                                f"{MANIFEST_VERSION}")
+        if not self.pairs:
+            raise ManifestError("a manifest needs at least one pair")
+        ids = [pair.id for pair in self.pairs]
+        if len(set(ids)) != len(ids):
+            raise ManifestError(f"duplicate pair ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+
+    def pairs_in(self, split: str) -> tuple[PairSpec, ...]:
+        """The pairs of one split, in file order."""
+        return tuple(pair for pair in self.pairs if pair.split == split)
+
+    def split_counts(self) -> dict[str, int]:
+        """Pairs per split, for the splits that have any, in the order train, val, test."""
+        return {split: len(self.pairs_in(split)) for split in SPLITS if self.pairs_in(split)}
+
+    def pair(self, pair_id: str) -> PairSpec:
+        for pair in self.pairs:
+            if pair.id == pair_id:
+                return pair
+        raise KeyError(f"no pair {pair_id!r} in manifest {self.name!r}")
+
+
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and validate a manifest file.
+
+    Relative local paths are resolved against the manifest's folder, and local files must exist.
+
+    Raises:
+        ManifestError: naming the file, line and field of the first problem found.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"manifest file not found: {path.resolve()}", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ManifestError(f"cannot read the manifest: {error}", path=str(path)) from None
+    return parse_manifest(text, path=path)
+
+
+def parse_manifest(text: str, *, path: str | os.PathLike | None = None, base_dir: str | os.PathLike | None = None
+                   ) -> Manifest:
+    """Validate manifest ``text``. Relative paths resolve against ``base_dir`` (default: the folder of ``path``,
+    else the current directory); ``path`` is only used in messages when the text was not read from it."""
+    path = Path(path) if path is not None else None
+    base = Path(base_dir) if base_dir is not None else (path.parent if path is not None else Path.cwd())
+    document = _Document(text, path)
+    return _ManifestParser(document, base.resolve()).parse()
+
+
+def parse_source(text: str, *, base_dir: str | os.PathLike) -> tuple[Kind, str]:
+    """Classify a manifest source string: ``(kind, location)``.
+
+    ``youtube:ID`` and YouTube URLs (watch?v=, youtu.be/, /shorts/, /embed/, /live/) give ``("youtube", ID)``;
+    other http/https/file URLs give ``("url", URL)``; anything else is a path, resolved against ``base_dir``
+    (``~`` expanded) and returned absolute as ``("local", path)``. Existence is not checked here.
+
+    Raises:
+        ValueError: the text names no usable source (message says why).
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("empty source")
+    if text.lower().startswith("youtube:"):
+        video_id = text.split(":", 1)[1].strip()
+        if not YOUTUBE_ID_PATTERN.match(video_id):
+            raise ValueError(f"{text!r}: a YouTube video ID has 11 characters [A-Za-z0-9_-]")
+        return "youtube", video_id
+    parts = urllib.parse.urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme and len(scheme) > 1:  # one letter: a Windows drive, i.e. a path
+        if scheme not in URL_SCHEMES:
+            raise ValueError(f"{text!r}: unsupported URL scheme {scheme!r}; use a path, an http/https/file URL "
+                             f"or youtube:ID")
+        host = (parts.hostname or "").lower()
+        if scheme in ("http", "https") and host in YOUTUBE_HOSTS:
+            return "youtube", _youtube_id_from_url(text, parts, host)
+        if scheme in ("http", "https") and not host:
+            raise ValueError(f"{text!r}: URL without a host")
+        return "url", text
+    return "local", str(Path(base_dir, os.path.expanduser(text)).resolve())
+
+
+def _youtube_id_from_url(text: str, parts: urllib.parse.SplitResult, host: str) -> str:
+    segments = [segment for segment in parts.path.split("/") if segment]
+    candidate = None
+    if host.endswith("youtu.be"):
+        candidate = segments[0] if segments else None
+    elif segments[:1] == ["watch"]:
+        candidate = (urllib.parse.parse_qs(parts.query).get("v") or [None])[0]
+    elif len(segments) >= 2 and segments[0] in ("shorts", "embed", "live", "v"):
+        candidate = segments[1]
+    if candidate is None or not YOUTUBE_ID_PATTERN.match(candidate):
+        raise ValueError(f"{text!r}: no YouTube video ID found (expected watch?v=ID, youtu.be/ID, /shorts/ID, "
+                         f"/embed/ID or /live/ID; playlists are not supported: list each video)")
+    return candidate
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+class _Document:
+    """The YAML tree as plain values, plus the line of every field (``pairs[2].split`` -> 14)."""
+
+    def __init__(self, text: str, path: Path | None):
+        self.path = path
+        self.lines: dict[str, int] = {}
+        self.raw: dict[str, str] = {}  # plain (unquoted) scalars as written, for string fields
+        self._loader = yaml.SafeLoader("")
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.root = None if root is None else self._value(root, "")
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            line = mark.line + 1 if mark is not None else None
+            problem = " ".join(part for part in (error.context, error.problem) if part)
+            raise ManifestError(f"invalid YAML: {problem}", path=self._path_text(), line=line) from None
+        except yaml.YAMLError as error:
+            raise ManifestError(f"invalid YAML: {error}", path=self._path_text()) from None
+
+    def _path_text(self) -> str | None:
+        return None if self.path is None else str(self.path)
+
+    def _value(self, node: yaml.Node, where: str) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            explicit = {id(key_node) for key_node, _ in node.value}
+            self._loader.flatten_mapping(node)  # YAML merge keys (<<: *base): merged entries come first
+            result: dict[str, Any] = {}
+            merged_keys: set[str] = set()
+            for key_node, value_node in node.value:
+                key = self._loader.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    raise self.error(f"keys must be strings, got {_type_name(key)} {key!r}", where,
+                                     line=key_node.start_mark.line + 1)
+                child = f"{where}.{key}" if where else key
+                if id(key_node) not in explicit:
+                    merged_keys.add(key)
+                elif key in result and key not in merged_keys:
+                    raise self.error(f"duplicate key {key!r} (first at line {self.lines[child]})", child,
+                                     line=key_node.start_mark.line + 1)
+                else:
+                    merged_keys.discard(key)  # an explicit key overrides a merged one
+                self.lines[child] = key_node.start_mark.line + 1
+                result[key] = self._value(value_node, child)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, item in enumerate(node.value):
+                child = f"{where}[{index}]"
+                self.lines[child] = item.start_mark.line + 1
+                items.append(self._value(item, child))
+            return items
+        if node.style is None:
+            self.raw[where] = node.value
+        return self._loader.construct_object(node, deep=True)
+
+    def line_of(self, where: str) -> int | None:
+        """Line of ``where`` or of its nearest enclosing field."""
+        while where:
+            if where in self.lines:
+                return self.lines[where]
+            where = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", where)
+        return 1
+
+    def error(self, message: str, where: str, *, line: int | None = None) -> ManifestError:
+        return ManifestError(message, path=self._path_text(), line=line if line is not None else self.line_of(where),
+                             field=where or None)
+
+
+class _ManifestParser:
+    def __init__(self, document: _Document, base_dir: Path):
+        self.doc = document
+        self.base_dir = base_dir
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _mapping(self, value: Any, where: str, allowed: tuple[str, ...], what: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.doc.error(f"{what} must be a mapping (key: value lines), got {_type_name(value)}", where)
+        for key in value:
+            if key not in allowed:
+                child = f"{where}.{key}" if where else key
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(allowed)}"
+                raise self.doc.error(f"unknown key {key!r} in {what}; {hint}", child)
+        return value
+
+    def _string(self, mapping: dict[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
+        child = f"{where}.{key}" if where else key
+        if key not in mapping or mapping[key] is None:
+            if required:
+                raise self.doc.error(f"missing required key {key!r}", child)
+            return None
+        value = mapping[key]
+        if not isinstance(value, str):
+            if isinstance(value, (dict, list)) or child not in self.doc.raw:
+                raise self.doc.error(f"expected a string, got {_type_name(value)} {value!r}", child)
+            value = self.doc.raw[child]  # a plain scalar such as 2019 or no: taken as written
+        if required and not value.strip():
+            raise self.doc.error("must not be empty", child)
+        return value
+
+    def _seconds(self, mapping: dict[str, Any], key: str, where: str) -> float | None:
+        value = mapping.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise self.doc.error(f"expected a number of seconds >= 0, got {_type_name(value)} {value!r}",
+                                 f"{where}.{key}")
+        return float(value)
+
+    def _options(self, value: Any, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
+        result = {}
+        for name, item in value.items():
+            if name in PAIR_OPTION_RULES and name in keys:
+                problem = PAIR_OPTION_RULES[name].problem(item)
+                if problem:
+                    raise self.doc.error(problem, f"{where}.{name}")
+                result[name] = item
+        return result
+
+    def _format(self, value: Any, where: str, *, allow_string: bool) -> FormatSpec:
+        if isinstance(value, str) and allow_string:
+            spec = {"selector": value}
+        elif isinstance(value, dict):
+            spec = self._mapping(value, where, FORMAT_SPEC_KEYS, "a format")
+        else:
+            expected = "a yt-dlp selector string or a mapping" if allow_string else "a mapping such as {height: 2160}"
+            raise self.doc.error(f"expected {expected}, got {_type_name(value)} {value!r}", where)
+        try:
+            return FormatSpec(**spec)
+        except ManifestError as error:
+            raise self.doc.error(error.message, where) from None
+
+    # -- sections ------------------------------------------------------------------------------------------------
+
+    def parse(self) -> Manifest:
+        root = self.doc.root
+        if root is None:
+            raise self.doc.error("the manifest is empty; it needs version, name and pairs", "")
+        top = self._mapping(root, "", TOP_KEYS, "the manifest")
+        version = top.get("version")
+        if "version" not in top:
+            raise self.doc.error("missing required key 'version' (write version: 1)", "version")
+        if isinstance(version, bool) or version != MANIFEST_VERSION:
+            raise self.doc.error(f"unsupported manifest version {version!r}; this fmstf-data reads version "
+                                 f"{MANIFEST_VERSION}", "version")
+        name = self._string(top, "name", "", required=True)
+        description = self._string(top, "description", "")
+        defaults, format_defaults = self._defaults(top.get("defaults"))
+        excluded = self._excluded(top.get("excluded"))
+        pairs_value = top.get("pairs")
+        if "pairs" not in top:
+            raise self.doc.error("missing required key 'pairs'", "pairs")
+        if not isinstance(pairs_value, list):
+            raise self.doc.error(f"pairs must be a list (lines starting with '- '), got {_type_name(pairs_value)}",
+                                 "pairs")
+        if not pairs_value:
+            raise self.doc.error("pairs is empty; a manifest needs at least one pair", "pairs")
+        pairs = [self._pair(item, f"pairs[{index}]", format_defaults) for index, item in enumerate(pairs_value)]
+        self._check_unique_ids(pairs)
+        self._check_leaks(pairs)
+        self._check_excluded(pairs, excluded)
+        try:
+            return Manifest(version=MANIFEST_VERSION, name=name, pairs=tuple(pairs), description=description,
+                            defaults=defaults, format_defaults=format_defaults, excluded=tuple(excluded),
+                            path=self.doc.path)
+        except ManifestError as error:
+            raise self.doc.error(error.message, "") from None
+
+    def _defaults(self, value: Any) -> tuple[dict[str, Any], dict[str, FormatSpec]]:
+        formats = {role: FormatSpec() for role in ROLES}
+        if value is None:
+            return {}, formats
+        value = self._mapping(value, "defaults", DEFAULTS_KEYS, "defaults")
+        options = self._options(value, "defaults", tuple(PAIR_OPTION_RULES))
+        if "format" in value:
+            both = self._format(value["format"], "defaults.format", allow_string=False)
+            formats = {role: both for role in ROLES}
+        for role in ROLES:
+            key = f"{role}_format"
+            if key in value:
+                formats[role] = self._format(value[key], f"defaults.{key}", allow_string=True).merged_over(
+                    formats[role])
+        return options, formats
+
+    def _excluded(self, value: Any) -> list[ExcludedSource]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.doc.error(f"excluded must be a list of {{source, reason}} entries, got {_type_name(value)}",
+                                 "excluded")
+        result = []
+        for index, item in enumerate(value):
+            where = f"excluded[{index}]"
+            item = self._mapping(item, where, EXCLUDED_KEYS, "an excluded entry")
+            text = self._string(item, "source", where, required=True)
+            reason = self._string(item, "reason", where, required=True)
+            try:
+                kind, location = parse_source(text, base_dir=self.base_dir)
+            except ValueError as error:
+                raise self.doc.error(str(error), f"{where}.source") from None
+            result.append(ExcludedSource(kind, location, reason, self._string(item, "notes", where),
+                                         self.doc.line_of(where)))
+        return result
+
+    def _pair(self, value: Any, where: str, format_defaults: dict[str, FormatSpec]) -> PairSpec:
+        if not isinstance(value, dict):
+            raise self.doc.error(f"each pair must be a mapping with id, split, hdr and sdr; got {_type_name(value)}",
+                                 where)
+        value = self._mapping(value, where, PAIR_KEYS, "a pair")
+        pair_id = self._string(value, "id", where, required=True)
+        if not PAIR_ID_PATTERN.match(pair_id):
+            raise self.doc.error(f"pair id {pair_id!r} must match [a-z0-9][a-z0-9_-]* (lower-case letters, digits, "
+                                 f"'_' and '-'; no dots: it starts every sample key)", f"{where}.id")
+        split = self._string(value, "split", where, required=True)
+        if split not in SPLITS:
+            close = difflib.get_close_matches(split, SPLITS, n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.doc.error(f"split {split!r} is not one of {', '.join(SPLITS)}{hint}", f"{where}.split")
+        formats = self._pair_formats(value, where, format_defaults)
+        hdr, sdr = self._pair_sources(value, where, pair_id, formats)
+        start = self._seconds(value, "start_seconds", where)
+        end = self._seconds(value, "end_seconds", where)
+        if start is not None and end is not None and start >= end:
+            raise self.doc.error(f"end_seconds ({end:g}) must be greater than start_seconds ({start:g})",
+                                 f"{where}.end_seconds")
+        options: dict[str, Any] = {}
+        if value.get("options") is not None:
+            raw = self._mapping(value["options"], f"{where}.options", tuple(PAIR_OPTION_RULES), "pair options")
+            options = self._options(raw, f"{where}.options", tuple(PAIR_OPTION_RULES))
+        try:
+            return PairSpec(id=pair_id, split=split, hdr=hdr, sdr=sdr, start_seconds=start, end_seconds=end,
+                            notes=self._string(value, "notes", where), licence=self._string(value, "licence", where),
+                            options=options, line=self.doc.line_of(where))
+        except ManifestError as error:
+            raise self.doc.error(error.message, where) from None
+
+    def _pair_formats(self, value: dict[str, Any], where: str, defaults: dict[str, FormatSpec]
+                      ) -> dict[str, FormatSpec]:
+        formats = dict(defaults)
+        if value.get("format") is not None:
+            both = self._format(value["format"], f"{where}.format", allow_string=False)
+            formats = {role: both.merged_over(formats[role]) for role in ROLES}
+        for role in ROLES:
+            key = f"{role}_format"
+            if value.get(key) is not None:
+                formats[role] = self._format(value[key], f"{where}.{key}", allow_string=True).merged_over(
+                    formats[role])
+        return formats
+
+    def _pair_sources(self, value: dict[str, Any], where: str, pair_id: str, formats: dict[str, FormatSpec]
+                      ) -> tuple[SourceSpec, SourceSpec]:
+        if value.get("youtube") is not None:
+            extra = [role for role in ROLES if value.get(role) is not None]
+            if extra:
+                raise self.doc.error(f"give either 'youtube' (one video ID for both versions) or 'hdr' and 'sdr', "
+                                     f"not both; remove {' and '.join(extra)} or youtube", f"{where}.{extra[0]}")
+            text = self._string(value, "youtube", where, required=True)
+            if not text.lower().startswith("youtube:") and "/" not in text:
+                text = f"youtube:{text}"
+            kind, location = self._classify(text, f"{where}.youtube")
+            if kind != "youtube":
+                raise self.doc.error(f"'youtube' takes a YouTube video ID or URL, got {text!r}; use hdr/sdr for "
+                                     f"other sources", f"{where}.youtube")
+            sides = {role: (kind, location, text, f"{where}.youtube") for role in ROLES}
+        else:
+            sides = {}
+            for role in ROLES:
+                if value.get(role) is None:
+                    raise self.doc.error(f"missing required key {role!r} (or give 'youtube: ID' for both versions)",
+                                         f"{where}.{role}")
+                text = self._string(value, role, where, required=True)
+                kind, location = self._classify(text, f"{where}.{role}")
+                self._check_file(kind, location, text, f"{where}.{role}")
+                sides[role] = (kind, location, text, f"{where}.{role}")
+            if sides["hdr"][:2] == sides["sdr"][:2] and sides["hdr"][0] != "youtube":
+                raise self.doc.error(f"hdr and sdr name the same file {sides['hdr'][1]!r}; a pair needs two versions",
+                                     f"{where}.sdr")
+        specs = []
+        for role in ROLES:
+            kind, location, text, field_name = sides[role]
+            format_spec = None
+            if kind == "local":
+                for key in ("format", f"{role}_format"):
+                    if value.get(key) is not None:
+                        raise self.doc.error(f"format selection applies to YouTube and URL sources; {role} is the "
+                                             f"local file {location}", f"{where}.{key}")
+            else:
+                format_spec = formats[role]
+            specs.append(SourceSpec(kind=kind, location=location, role=role, format=format_spec, pair_id=pair_id,
+                                    text=text, line=self.doc.line_of(field_name), field=field_name))
+        return specs[0], specs[1]
+
+    def _classify(self, text: str, where: str) -> tuple[Kind, str]:
+        try:
+            return parse_source(text, base_dir=self.base_dir)
+        except ValueError as error:
+            raise self.doc.error(str(error), where) from None
+
+    def _check_file(self, kind: Kind, location: str, text: str, where: str) -> None:
+        if kind == "local":
+            path = Path(location)
+        elif kind == "url" and urllib.parse.urlsplit(location).scheme.lower() == "file":
+            path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(location).path))
+        else:
+            return
+        if path.is_dir():
+            raise self.doc.error(f"{path} is a directory, not a video file", where)
+        if not path.is_file():
+            relative = "" if os.path.isabs(os.path.expanduser(text)) or kind == "url" else \
+                f" (written {text!r}, relative to the manifest's folder {self.base_dir})"
+            raise self.doc.error(f"file not found: {path}{relative}", where)
+
+    # -- whole-manifest checks -----------------------------------------------------------------------------------
+
+    def _check_unique_ids(self, pairs: list[PairSpec]) -> None:
+        first: dict[str, int] = {}
+        for index, pair in enumerate(pairs):
+            if pair.id in first:
+                raise self.doc.error(f"duplicate pair id {pair.id!r} (first used at line {pairs[first[pair.id]].line})",
+                                     f"pairs[{index}].id")
+            first[pair.id] = index
+
+    def _check_leaks(self, pairs: list[PairSpec]) -> None:
+        seen: dict[tuple[str, str], tuple[PairSpec, SourceSpec]] = {}
+        for pair in pairs:
+            for source in pair.sources:
+                other = seen.get(source.identity)
+                if other is not None and other[0].split != pair.split:
+                    raise self.doc.error(
+                        f"{source.describe()} is also used by pair {other[0].id!r} in split {other[0].split!r} "
+                        f"(line {other[1].line}); a video must belong to one split only (splits are by video), so "
+                        f"put both pairs in one split or drop one", source.field)
+                seen.setdefault(source.identity, (pair, source))
+
+    def _check_excluded(self, pairs: list[PairSpec], excluded: list[ExcludedSource]) -> None:
+        for entry in excluded:
+            identity = SourceSpec(kind=entry.kind, location=entry.location, role="hdr").identity
+            for pair in pairs:
+                for source in pair.sources:
+                    if source.identity == identity:
+                        raise self.doc.error(f"{source.describe()} is listed under 'excluded' (line {entry.line}: "
+                                             f"{entry.reason}); remove it there or drop this pair", source.field)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
