@@ -555,9 +555,14 @@ class _ManifestParser:
             expected = "a yt-dlp selector string or a mapping" if allow_string else "a mapping such as {height: 2160}"
             raise self.doc.error(f"expected {expected}, got {_type_name(value)} {value!r}", where)
         try:
-            return FormatSpec(**spec)
+            result = FormatSpec(**spec)
         except ManifestError as error:
             raise self.doc.error(error.message, where) from None
+        if result.selector is not None:
+            problem = selector_syntax_problem(result.selector)
+            if problem:
+                raise self.doc.error(problem, where)
+        return result
 
     # -- sections ------------------------------------------------------------------------------------------------
 
@@ -769,6 +774,18 @@ class _ManifestParser:
                     if source.identity == identity:
                         raise self.doc.error(f"{source.describe()} is listed under 'excluded' (line {entry.line}: "
                                              f"{entry.reason}); remove it there or drop this pair", source.field)
+
+
+def selector_syntax_problem(selector: str) -> str | None:
+    """Why yt-dlp's format-selector parser rejects ``selector``, or None (no network use)."""
+    import yt_dlp
+
+    with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True}) as ydl:
+        try:
+            ydl.build_format_selector(selector)
+        except (SyntaxError, ValueError) as error:
+            return " ".join(str(error).split())
+    return None
 
 
 def _type_name(value: Any) -> str:

@@ -49,8 +49,23 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-previews", action="store_true", help="skip preview pictures in the report")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (pairs per split, sources, what "
                                                                "would be fetched) and touch nothing")
-    parser.add_argument("--cookies", default=None, help="cookies.txt for YouTube (bot checks)")
-    parser.add_argument("--cookies-from-browser", default=None, help="read YouTube cookies from this browser")
+    fetching = parser.add_argument_group("fetching (URLs and YouTube, through yt-dlp; see docs/youtube.md)")
+    fetching.add_argument("--cookies", default=None, help="cookies.txt of a logged-in browser session (YouTube's "
+                                                          "'confirm you're not a bot')")
+    fetching.add_argument("--cookies-from-browser", default=None,
+                          help="read cookies from a local browser: BROWSER[+KEYRING][:PROFILE][::CONTAINER]")
+    fetching.add_argument("--limit-rate", default=None, help="download at most this rate, e.g. 4M or 500K (bytes/s)")
+    fetching.add_argument("--sleep-requests", type=float, default=None,
+                          help="seconds to pause between the requests of an extraction")
+    fetching.add_argument("--sleep-interval", type=float, default=None, help="seconds to pause before each download")
+    fetching.add_argument("--retries", type=int, default=None, help="retries per download request (default 10)")
+    fetching.add_argument("--format-height", type=int, default=None,
+                          help="target video height when the manifest sets none (default 2160)")
+    fetching.add_argument("--js-runtime", action="append", default=None, metavar="NAME[:PATH]",
+                          help="JavaScript runtime yt-dlp may use for YouTube (deno, node, bun, quickjs); repeatable")
+    fetching.add_argument("--remote-components", action="append", default=None, metavar="COMPONENT",
+                          help="let yt-dlp fetch its JavaScript solver (ejs:github or ejs:npm); repeatable")
+    fetching.add_argument("--proxy", default=None, help="proxy URL for all requests")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -74,14 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fetch_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The fetch options the command line sets, as a plain mapping (validated here, before anything starts)."""
+    from fmstf_data.sources import FetchOptions, parse_byte_rate
+
+    given = {
+        "cookies_file": args.cookies, "cookies_from_browser": args.cookies_from_browser,
+        "rate_limit_bytes": None if args.limit_rate is None else parse_byte_rate(args.limit_rate),
+        "sleep_requests_seconds": args.sleep_requests, "sleep_before_download_seconds": args.sleep_interval,
+        "retries": args.retries, "format_height": args.format_height,
+        "js_runtimes": None if args.js_runtime is None else list(args.js_runtime),
+        "remote_components": None if args.remote_components is None else list(args.remote_components),
+        "proxy": args.proxy,
+    }
+    fetch = {name: value for name, value in given.items() if value is not None}
+    FetchOptions.from_mapping(fetch).check_cookies()
+    return fetch
+
+
 def _build_options(args: argparse.Namespace):
     from pipelines.options import BuildOptions, PairOptions
 
-    fetch: dict[str, Any] = {}
-    if args.cookies:
-        fetch["cookies_file"] = args.cookies
-    if args.cookies_from_browser:
-        fetch["cookies_from_browser"] = args.cookies_from_browser
+    fetch = _fetch_options(args)
     pair_options = PairOptions() if args.stride is None else PairOptions(stride_frames=args.stride)
     values: dict[str, Any] = {
         "manifest_path": args.manifest, "out": args.out, "cache_dir": args.cache or default_cache_dir(),
@@ -101,8 +130,11 @@ def run_build_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         from pipelines.plan import format_plan
 
+        from fmstf_data.sources import FetchOptions
+
         manifest = load_manifest(args.manifest)
-        print(format_plan(manifest, Path(args.cache or default_cache_dir())))
+        options = FetchOptions.from_mapping(_fetch_options(args))
+        print(format_plan(manifest, Path(args.cache or default_cache_dir()), options=options))
         return EXIT_OK
     if not args.out:
         raise FmstfError("--out is required (a directory or a URI such as s3://bucket/prefix)")

@@ -314,6 +314,15 @@ ERRORS = [
      pairs:
        - id: city
          split: train
+         youtube: bpfu7biLT5c
+         sdr_format: "bv[height=1080"
+     """, 7, "pairs[0].sdr_format", "Invalid format specification"),
+    ("""
+     version: 1
+     name: x
+     pairs:
+       - id: city
+         split: train
          hdr: ftp://example.org/a.mp4
          sdr: demo/city.sdr.mp4
      """, 6, "pairs[0].hdr", "unsupported URL scheme 'ftp'"),
