@@ -2,6 +2,8 @@
 
     fmstf-data build --manifest manifests/demo.yaml --out build/demo
     fmstf-data probe FILE [--json] [--as hdr|sdr]
+    fmstf-data align HDR SDR [--plot FILE.png]
+    fmstf-data verify OUT [--deep]
 
 Exit codes: 0 success; 1 the build finished but some pairs failed (the summary says which and why); 2 bad input
 (an invalid manifest or option, an unreadable file), with a one-line message and no traceback.
@@ -77,12 +79,31 @@ def _add_probe(subparsers: argparse._SubParsersAction) -> None:
                         help="also say whether the file can serve as this side of a pair (exit 1 if not)")
 
 
+def _add_verify(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("verify", help="check a finished build: shards against the index, sample "
+                                                  "format, splits by video")
+    parser.add_argument("out", help="build directory or URI")
+    parser.add_argument("--deep", action="store_true", help="decode every plane, not only the metadata")
+
+
+def run_verify_command(args: argparse.Namespace) -> int:
+    from pipelines.verify import verify_build
+
+    result = verify_build(args.out, deep=args.deep)
+    for problem in result.problems:
+        print(f"PROBLEM {problem}")
+    verdict = "ok" if result.ok else f"{len(result.problems)} problem(s)"
+    print(f"verified {result.shards} shard(s), {result.samples} sample(s){' (deep)' if args.deep else ''}: {verdict}")
+    return EXIT_OK if result.ok else EXIT_PAIRS_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fmstf-data", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_build(subparsers)
     _add_probe(subparsers)
+    _add_verify(subparsers)
     from pipelines.align_cli import add_align_parser
 
     add_align_parser(subparsers)
@@ -187,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     from pipelines.align_cli import run_align_command
 
-    commands = {"build": run_build_command, "probe": run_probe_command, "align": run_align_command}
+    commands = {"build": run_build_command, "probe": run_probe_command, "align": run_align_command,
+                "verify": run_verify_command}
     try:
         return commands[args.command](args)
     except FmstfError as error:

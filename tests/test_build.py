@@ -246,3 +246,20 @@ def test_cli_probe_and_errors(capsys, tmp_path):
     assert main(["build", "--manifest", str(bad), "--out", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err
     assert "bad.yaml:5" in error and "split" in error
+
+
+def test_verify_passes_on_the_build_and_names_damage(demo_build, tmp_path, capsys):
+    out, _ = demo_build
+    assert main(["verify", str(out), "--deep"]) == 0
+    samples = pq.read_table(out / "index" / "samples.parquet").num_rows
+    assert f"{samples} sample(s) (deep): ok" in capsys.readouterr().out
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    shard = next((damaged / "shards" / "test").glob("*.tar"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 3])
+    stray = damaged / "shards" / "train" / "stray-000000.tar"
+    stray.write_bytes(b"")
+    assert main(["verify", str(damaged)]) == 1
+    text = capsys.readouterr().out
+    assert "not a complete tar" in text and "in samples.parquet but in no shard" in text
+    assert "stray-000000.tar: on disk but not listed" in text
