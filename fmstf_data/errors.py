@@ -55,3 +55,11 @@ class ColorError(FmstfError):
 
 class ModelError(FmstfError, ValueError):
     """An unusable FMSTFnet configuration, input tensor or weights file (fmstf_model); the message shows the value."""
+
+
+class LoaderError(FmstfError, ValueError):
+    """Unusable loader options, source, split or resume state (fmstf_data.loader); the message shows the value."""
+
+
+class DamagedShardError(FmstfError):
+    """A shard that is missing, truncated or corrupt, met by the loader under ``on_damage="raise"``."""
