@@ -1,13 +1,53 @@
 """Which triplet centres to keep: deterministic, streaming, inside one shot, at a stride.
 
-A centre frame c (an HDR frame index) may be kept when frames c-1, c and c+1 all have an SDR partner, all passed
-per-frame verification, and all lie in one shot. Among those, the first is kept and then every next one at least
-``stride_frames`` after the last kept one, so the choice depends only on the content, never on scheduling.
+A centre (an HDR frame) may be kept when its triplet passes :func:`triplet_problem`: the three HDR frames
+(consecutive, or every ``hdr_step``-th when the HDR version has a multiple of the SDR frame rate) lie inside the
+segment, all three have a verified SDR partner, the three partners are consecutive SDR frames (so no dropped or
+duplicated frame hides inside), all lie in one shot and none is part of a fade or dissolve. Among those, the first
+is kept and then every next one at least ``stride_frames`` after the last kept one, so the choice depends only on
+the content, never on scheduling.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+#: reasons a candidate centre is refused, in the order they are checked
+OUTSIDE_SEGMENT = "outside segment"
+NO_PARTNER = "no SDR partner"
+SPANS_CUT = "spans a shot cut"
+IN_TRANSITION = "in a fade or dissolve"
+NOT_CONSECUTIVE = "dropped or duplicated frame"
+
+
+def triplet_problem(hdr_frames: Sequence[int], sdr_frames: Sequence[int | None], shots: Sequence[int],
+                    frame_problems: Sequence[str | None], transitions: Sequence[str | None], *, start_frame: int = 0,
+                    end_frame: int | None = None) -> str | None:
+    """Why the triplet of these three frame pairs cannot be used, or None when it can.
+
+    Args:
+        hdr_frames: the three HDR frame indices, increasing.
+        sdr_frames: their SDR partners (None where there is none).
+        shots: the HDR frames' shot numbers.
+        frame_problems: per frame, why its pairing failed verification (None when verified).
+        transitions: per frame, the transition flag (``"fade"``, ``"unstable"``) or None.
+        start_frame, end_frame: the usable segment of HDR frames, [start, end).
+    """
+    if hdr_frames[0] < start_frame or (end_frame is not None and hdr_frames[-1] >= end_frame):
+        return OUTSIDE_SEGMENT
+    if any(index is None for index in sdr_frames):
+        return NO_PARTNER
+    if len(set(shots)) > 1:
+        return SPANS_CUT
+    if any(flag is not None for flag in transitions):
+        return IN_TRANSITION
+    for problem in frame_problems:
+        if problem is not None:
+            return problem
+    if any(b - a != 1 for a, b in zip(sdr_frames, sdr_frames[1:])):
+        return NOT_CONSECUTIVE
+    return None
 
 
 @dataclass
@@ -17,6 +57,7 @@ class TripletSelector:
     Attributes:
         stride_frames: minimum distance between kept centres (1 keeps every valid centre).
         kept: centres kept so far.
+        rejected_reasons: count of refused candidates by reason.
     """
 
     stride_frames: int
@@ -29,12 +70,12 @@ class TripletSelector:
 
     def offer(self, centre: int, problem: str | None) -> bool:
         """Offer centre ``centre``; ``problem`` is None when its triplet is usable, else why not. True if kept."""
+        if self.kept and centre <= self.kept[-1]:
+            raise ValueError(f"centres must be offered in increasing order: {centre} after {self.kept[-1]}")
         if problem is not None:
             self.rejected_reasons[problem] = self.rejected_reasons.get(problem, 0) + 1
             return False
         if self.kept and centre - self.kept[-1] < self.stride_frames:
             return False
-        if self.kept and centre <= self.kept[-1]:
-            raise ValueError(f"centres must be offered in increasing order: {centre} after {self.kept[-1]}")
         self.kept.append(centre)
         return True

@@ -66,6 +66,18 @@ PAIR_INDEX_SCHEMA = pa.schema([
     ("frame_score_median", pa.float64()),
     ("low_score_frames", pa.int64()),
     ("cut_hdr_frames", pa.list_(pa.int32())),
+    ("offset_detail_score", pa.float64()),
+    ("hdr_step", pa.int32()),
+    ("hdr_picture", pa.list_(pa.int32())),
+    ("sdr_picture", pa.list_(pa.int32())),
+    ("hdr_rect", pa.list_(pa.int32())),
+    ("sdr_rect", pa.list_(pa.int32())),
+    ("resampling_filter", pa.string()),
+    ("paired_frames", pa.int64()),
+    ("verified_frames", pa.int64()),
+    ("transition_frames", pa.int64()),
+    ("resync_hdr_frames", pa.list_(pa.int32())),
+    ("resync_offsets", pa.list_(pa.int32())),
 ])
 
 
@@ -185,6 +197,7 @@ def _pair_row(record: dict[str, Any]) -> dict[str, Any]:
     hdr, sdr = record.get("hdr", {}), record.get("sdr", {})
     hdr_probe = hdr.get("probe", {})
     summary = extraction.get("score_summary", {})
+    details = alignment.get("geometry_details", {})
     return {
         "pair_id": record["pair_id"], "split": record["split"], "status": record["status"],
         "reason": record.get("reason", ""), "samples": record.get("samples", 0), "shards": record.get("shards", []),
@@ -198,6 +211,17 @@ def _pair_row(record: dict[str, Any]) -> dict[str, Any]:
         "scale_x": alignment.get("scale_x"), "scale_y": alignment.get("scale_y"),
         "frame_score_min": summary.get("min"), "frame_score_median": summary.get("median"),
         "low_score_frames": extraction.get("low_score_frames"), "cut_hdr_frames": extraction.get("cut_hdr_frames"),
+        "offset_detail_score": alignment.get("detail_score"), "hdr_step": alignment.get("hdr_step"),
+        "hdr_picture": details.get("hdr_picture"), "sdr_picture": details.get("sdr_picture"),
+        "hdr_rect": details.get("hdr_rect"), "sdr_rect": details.get("sdr_rect"),
+        "resampling_filter": details.get("resampling_filter"), "paired_frames": extraction.get("paired_frames"),
+        "verified_frames": extraction.get("verified_frames"),
+        "transition_frames": None if "transition_hdr_frames" not in extraction
+        else len(extraction["transition_hdr_frames"]),
+        "resync_hdr_frames": None if "offset_changes" not in extraction
+        else [frame for frame, _ in extraction["offset_changes"]],
+        "resync_offsets": None if "offset_changes" not in extraction
+        else [offset for _, offset in extraction["offset_changes"]],
     }
 
 

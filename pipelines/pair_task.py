@@ -24,10 +24,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fmstf_data.align import estimate_offset_from_files
+from fmstf_data.align import plan_frame_mapping
 from fmstf_data.errors import AlignmentError, FmstfError, SourceMismatchError
 from fmstf_data.extract import ExtractOptions, PairExtractor
-from fmstf_data.geometry import plan_geometry
 from fmstf_data.manifest import PairSpec
 from fmstf_data.probe import VideoProbe, probe_video
 from fmstf_data.samples import encode_sample
@@ -38,9 +37,6 @@ from pipelines.options import BuildOptions, PairOptions
 from pipelines.previews import preview_png
 
 logger = logging.getLogger(__name__)
-
-#: relative fps difference above which two versions are refused (23.976 vs 24 is 0.1%)
-MAX_FPS_RELATIVE_DIFFERENCE = 0.0005
 
 SAMPLE_INDEX_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -147,40 +143,27 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
                 raise SourceMismatchError(f"{role.upper()} side {spec_name(pair, role)}: {problem}")
 
         stage.enter("align")
-        hdr_fps, sdr_fps = fps_of(probes["hdr"]), fps_of(probes["sdr"])
-        if abs(hdr_fps / sdr_fps - 1.0) > MAX_FPS_RELATIVE_DIFFERENCE:
-            raise AlignmentError(
-                f"frame rates differ: HDR {hdr_fps:.3f} fps, SDR {sdr_fps:.3f} fps; pairs with different frame rates "
-                f"are refused (re-download both versions at one frame rate)")
-        geometry = plan_geometry((probes["hdr"].width, probes["hdr"].height),
-                                 (probes["sdr"].width, probes["sdr"].height))
-        max_offset_frames = math.ceil(pair_options.max_offset_seconds * hdr_fps)
-        prefix_frames = max_offset_frames + math.ceil(pair_options.search_seconds * hdr_fps)
-        estimate = estimate_offset_from_files(sides["hdr"].path, sides["sdr"].path,
-                                              max_offset_frames=max_offset_frames, prefix_frames=prefix_frames)
-        record["alignment"] = {
-            "offset_frames": estimate.offset_frames, "score": estimate.score,
-            "runner_up_score": estimate.runner_up_score, "confidence": estimate.confidence,
-            "overlap_frames": estimate.overlap_frames, "geometry": geometry.describe(),
-            "scale_x": geometry.scale[0], "scale_y": geometry.scale[1],
-            "candidate_offsets": list(estimate.candidate_offsets),
-            "candidate_scores": [None if math.isnan(s) else round(s, 6) for s in estimate.candidate_scores],
-        }
-        if estimate.score < pair_options.min_pair_score:
-            raise AlignmentError(
-                f"the two sides do not look like the same video: best mean match score {estimate.score:.3f} "
-                f"(at offset {estimate.offset_frames:+d} frames) is below the threshold {pair_options.min_pair_score}")
-
-        stage.enter("extract")
+        mapping = plan_frame_mapping(fps_of(probes["hdr"]), fps_of(probes["sdr"]))
+        hdr_fps, sdr_fps = float(mapping.hdr_fps), float(mapping.sdr_fps)
         start_frame = round((pair.start_seconds or 0.0) * hdr_fps)
         end_frame = None if pair.end_seconds is None else round(pair.end_seconds * hdr_fps)
         extractor = PairExtractor(
-            sides["hdr"].path, sides["sdr"].path, pair_id=pair.id, split=pair.split,
-            offset_frames=estimate.offset_frames, geometry=geometry,
-            options=ExtractOptions(stride_frames=pair_options.stride_frames,
-                                   min_match_score=pair_options.min_match_score, cut_score=pair_options.cut_score,
-                                   start_frame=start_frame, end_frame=end_frame),
-            sample_metadata={"hdr": sample_tags(probes["hdr"]), "sdr": sample_tags(probes["sdr"])})
+            sides["hdr"].path, sides["sdr"].path, pair_id=pair.id, split=pair.split, mapping=mapping,
+            options=ExtractOptions(
+                stride_frames=pair_options.stride_frames, min_match_score=pair_options.min_match_score,
+                cut_score=pair_options.cut_score, start_frame=start_frame, end_frame=end_frame,
+                max_offset_frames=math.ceil(pair_options.max_offset_seconds * hdr_fps),
+                search_frames=math.ceil(pair_options.search_seconds * sdr_fps),
+                min_pair_score=pair_options.min_pair_score),
+            sample_metadata={"hdr": sample_tags(probes["hdr"]), "sdr": sample_tags(probes["sdr"])},
+            sdr_fill_codes=(0, 128) if probes["sdr"].color_range_name == "pc" else (16, 128))
+        alignment = extractor.align()
+        record["alignment"] = alignment.to_dict()
+        if alignment.refusal is not None:
+            _alignment_plot(storage, build, pair.id, record)
+            raise AlignmentError(alignment.refusal)
+
+        stage.enter("extract")
         writer = ShardWriter(storage, f"shards/{pair.split}/{pair.id}", staging_dir(pair.id),
                              max_shard_bytes=build.max_shard_bytes)
         rows: list[dict[str, Any]] = []
@@ -201,17 +184,13 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
             if build.previews and (preview_distance is None or distance < preview_distance):
                 preview_sample, preview_distance = sample, distance
         stats = extractor.stats
-        record["extraction"] = {
-            "hdr_frames_decoded": stats.hdr_frames_decoded, "sdr_frames_decoded": stats.sdr_frames_decoded,
-            "paired_frames": stats.paired_frames, "low_score_frames": stats.low_score_frames,
-            "score_summary": stats.score_summary(), "cut_hdr_frames": stats.cut_hdr_frames,
-            "kept_centres": len(stats.kept_centres), "rejected": stats.rejected,
-            "frame_scores": [round(score, 4) for score in stats.scores],
-        }
+        record["extraction"] = stats.to_dict()
+        _alignment_plot(storage, build, pair.id, record)
         if not rows:
             rejected = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.rejected.items()))
-            raise AlignmentError(f"no usable triplet in {stats.paired_frames} paired frames "
-                                 f"(candidate centres refused: {rejected or 'none offered'})")
+            raise AlignmentError(f"no usable triplet in {stats.paired_frames} paired frames, "
+                                 f"{stats.verified_frames} verified (candidate centres refused: "
+                                 f"{rejected or 'none offered'})")
 
         stage.enter("write")
         shards = writer.close()
@@ -236,6 +215,22 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
         _fail(record, stage, f"internal error ({type(error).__name__}: {error}); please report it with the "
                              f"build report", writer, storage, pair.id)
     return record
+
+
+def _alignment_plot(storage: Storage, build: BuildOptions, pair_id: str, record: dict[str, Any]) -> None:
+    """``report/alignment/{pair_id}.png``: score against offset and per-frame scores (with previews only; a
+    missing matplotlib is logged, never fatal)."""
+    if not build.previews:
+        return
+    from pipelines.align_cli import alignment_figure_png
+
+    try:
+        png = alignment_figure_png(record.get("alignment", {}), record.get("extraction"), title=pair_id)
+    except FmstfError as error:
+        logger.warning("%s: no alignment plot: %s", pair_id, error)
+        return
+    storage.write_bytes_atomic(f"report/alignment/{pair_id}.png", png)
+    record.setdefault("alignment", {})["plot"] = f"report/alignment/{pair_id}.png"
 
 
 def spec_name(pair: PairSpec, role: str) -> str:
