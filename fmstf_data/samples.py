@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,13 +70,84 @@ def encode_array(array: np.ndarray, zstd_level: int = DEFAULT_ZSTD_LEVEL) -> byt
     return pa.Codec("zstd", compression_level=zstd_level).compress(buffer.getbuffer(), asbytes=True)
 
 
-def decode_array(data: bytes) -> np.ndarray:
-    """Inverse of :func:`encode_array`; never unpickles."""
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: bytes of a .npy preamble read to find its header (magic, version, length, header: 128 bytes for our arrays)
+NPY_PREAMBLE_BYTES = 4096
+#: the header ``numpy.save`` writes for a plain array: "{'descr': '<u2', 'fortran_order': False, 'shape': (3, 4), }"
+NPY_HEADER = re.compile(
+    rb"^\{'descr': '(?P<descr>[<>|=]?[a-z][0-9]{1,2})', 'fortran_order': (?P<fortran>True|False), "
+    rb"'shape': \((?P<shape>(?:[0-9]+, ?)*[0-9]*)\), \} *\n$")
+
+
+def zstd_content_size(data: bytes | memoryview) -> int | None:
+    """The decompressed size a zstd frame declares in its header (RFC 8878 §3.1.1.1), None when absent."""
+    view = memoryview(data)
+    if len(view) < 6 or bytes(view[:4]) != ZSTD_MAGIC:
+        raise SampleFormatError("stored array is not a zstd frame (bad magic number)")
+    descriptor = view[4]
+    size_flag, single_segment, dictionary_flag = descriptor >> 6, (descriptor >> 5) & 1, descriptor & 3
+    position = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dictionary_flag]
+    field_bytes = (1 if single_segment else 0, 2, 4, 8)[size_flag]
+    if field_bytes == 0:
+        return None
+    if len(view) < position + field_bytes:
+        raise SampleFormatError("stored array's zstd frame header is cut short")
+    value = int.from_bytes(view[position:position + field_bytes], "little")
+    return value + 256 if field_bytes == 2 else value
+
+
+def parse_npy_header(preamble: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran_order, dtype, data offset) of a ``.npy`` file of a plain numeric dtype.
+
+    Parsed with a strict pattern of what ``numpy.save`` writes, not with ``ast.literal_eval`` (as ``numpy.load``
+    does): the bytes may be garbage when a shard is corrupt, and CPython 3.11's AST builder can be left in a broken
+    state by odd input (cpython#106905), failing every later parse in the process. Object dtypes are refused, so
+    nothing is ever unpickled.
+    """
+    if preamble[:6] != b"\x93NUMPY" or len(preamble) < 10:
+        raise SampleFormatError("stored array is not a .npy file (bad magic string)")
+    major = preamble[6]
+    length_bytes = 2 if major == 1 else 4
+    if major not in (1, 2, 3) or len(preamble) < 8 + length_bytes:
+        raise SampleFormatError(f"unknown .npy format version {major}")
+    header_length = int.from_bytes(preamble[8:8 + length_bytes], "little")
+    offset = 8 + length_bytes + header_length
+    match = NPY_HEADER.match(preamble[8 + length_bytes:offset])
+    if match is None:
+        raise SampleFormatError("stored array's .npy header is not a plain numeric array header")
     try:
-        raw = pa.CompressedInputStream(pa.BufferReader(data), "zstd").read()
-        return np.load(io.BytesIO(raw), allow_pickle=False)
+        dtype = np.dtype(match["descr"].decode("ascii"))
+    except TypeError as error:
+        raise SampleFormatError(f"stored array has an unknown dtype {match['descr']!r}") from error
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise SampleFormatError(f"stored array has dtype {dtype}; the sample format stores numbers only")
+    shape = tuple(int(v) for v in match["shape"].replace(b" ", b"").split(b",") if v)
+    return shape, match["fortran"] == b"True", dtype, offset
+
+
+def decode_array(data: bytes | memoryview) -> np.ndarray:
+    """Inverse of :func:`encode_array`: a read-only view of the decompressed buffer; never unpickles.
+
+    The zstd frame header's content size sizes one decompression call (a frame without it is streamed); the
+    ``.npy`` header is matched strictly (:func:`parse_npy_header`) and gives dtype and shape for ``numpy.frombuffer``.
+
+    Raises:
+        SampleFormatError: not a zstd frame, corrupt compressed data, or not a plain numeric ``.npy``.
+    """
+    try:
+        size = zstd_content_size(data)
+        if size is None:
+            raw = pa.py_buffer(pa.CompressedInputStream(pa.BufferReader(bytes(data)), "zstd").read())
+        else:
+            raw = pa.Codec("zstd").decompress(data, decompressed_size=size)
     except (OSError, ValueError, pa.ArrowException) as error:
         raise SampleFormatError(f"stored array does not decode as zstd-compressed .npy: {error}") from error
+    shape, fortran_order, dtype, offset = parse_npy_header(raw.slice(0, min(raw.size, NPY_PREAMBLE_BYTES)).to_pybytes())
+    count = math.prod(shape)
+    if offset + count * dtype.itemsize != raw.size:
+        raise SampleFormatError(f".npy header says {shape} {dtype} but holds {raw.size - offset} data bytes")
+    array = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
+    return array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
 
 
 @dataclass
@@ -154,13 +226,16 @@ def decode_metadata(data: bytes) -> dict[str, Any]:
     return metadata
 
 
-def decode_sample(members: Mapping[str, bytes], key: str | None = None) -> Sample:
+def decode_sample(members: Mapping[str, bytes | memoryview], key: str | None = None) -> Sample:
     """Inverse of :func:`encode_sample`; ``members`` maps suffixes to bytes (extra members are ignored)."""
     missing = [suffix for suffix in MEMBER_SUFFIXES if suffix not in members]
     if missing:
         raise SampleFormatError(f"sample {key or '?'} lacks members {missing}")
-    metadata = decode_metadata(members["json"])
+    metadata = decode_metadata(bytes(members["json"]))
     planes = {
         side: tuple(decode_array(members[member_suffix(side, name)]) for name in PLANE_NAMES) for side in SIDES
     }
-    return Sample(key=metadata["key"], hdr=planes["hdr"], sdr=planes["sdr"], metadata=metadata)
+    try:
+        return Sample(key=metadata["key"], hdr=planes["hdr"], sdr=planes["sdr"], metadata=metadata)
+    except KeyError as error:
+        raise SampleFormatError(f"sample {key or '?'}: metadata lacks {error}") from error
