@@ -24,8 +24,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,16 +203,30 @@ def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
     return json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
 
 
+_ENCODE_THREADS: ThreadPoolExecutor | None = None
+
+
+def _encode_threads() -> ThreadPoolExecutor:
+    """Threads for compressing a sample's six arrays at once (zstd releases the GIL); made on first use."""
+    global _ENCODE_THREADS
+    if _ENCODE_THREADS is None:
+        _ENCODE_THREADS = ThreadPoolExecutor(max_workers=min(len(ARRAY_SUFFIXES), os.cpu_count() or 1),
+                                             thread_name_prefix="fmstf-zstd")
+    return _ENCODE_THREADS
+
+
 def encode_sample(sample: Sample, zstd_level: int = DEFAULT_ZSTD_LEVEL) -> dict[str, bytes]:
-    """Member suffix -> bytes for one sample (see the module docstring for the layout)."""
+    """Member suffix -> bytes for one sample (see the module docstring for the layout).
+
+    The six arrays are compressed in parallel threads; each is compressed on its own, so the bytes do not depend on
+    the number of threads.
+    """
     metadata = dict(sample.metadata)
     metadata["key"] = sample.key
     metadata["format_version"] = SAMPLE_FORMAT_VERSION
-    members = {"json": encode_metadata(metadata)}
-    for side in SIDES:
-        for name, plane in zip(PLANE_NAMES, getattr(sample, side)):
-            members[member_suffix(side, name)] = encode_array(plane, zstd_level)
-    return members
+    planes = [plane for side in SIDES for plane in getattr(sample, side)]
+    compressed = _encode_threads().map(lambda plane: encode_array(plane, zstd_level), planes)
+    return {"json": encode_metadata(metadata), **dict(zip(ARRAY_SUFFIXES, compressed))}
 
 
 def decode_metadata(data: bytes) -> dict[str, Any]:
