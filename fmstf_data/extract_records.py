@@ -1,0 +1,178 @@
+"""Options and statistics of the per-pair pass (:class:`fmstf_data.extract.PairExtractor`).
+
+:class:`ExtractOptions` holds the settings of both phases (alignment in :mod:`fmstf_data.pair_alignment`, lockstep
+extraction in :mod:`fmstf_data.extract`); :class:`ExtractionStats` is filled by both while a pair is processed and
+ends up in the pair's record; :data:`STATUS_CODES` names the per-tick verification outcomes it stores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fmstf_data.align import VerifyOptions
+from fmstf_data.shots import DEFAULT_CUT_SCORE
+
+
+#: one character per HDR tick in :attr:`ExtractionStats.frame_status`
+STATUS_CODES = {None: "v", "flat frame": "f", "low match score": "l", "weak detail score": "w",
+                "a neighbouring SDR frame matches better": "s", "a neighbouring HDR frame matches better": "h",
+                "no SDR frame": "-"}
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Options of the alignment and extraction pass.
+
+    Attributes:
+        stride_frames: minimum distance between kept triplet centres, in HDR frames.
+        min_match_score: frame pairs scoring below this (Spearman of rank thumbnails) are not used.
+        cut_score: consecutive HDR frames scoring below this are in different shots.
+        start_frame: first HDR frame index that may be used (segment start), inclusive.
+        end_frame: HDR frame index where the usable segment ends, exclusive (None = to the end).
+        max_offset_frames: the offset search covers [-this, +this] HDR frames.
+        search_frames: frames (of SDR-frame duration) compared beyond the offset window, at most.
+        first_search_frames: the search starts with this prefix and doubles it until one offset stands out.
+        min_pair_score: a pair whose best offset's mean match score is below this is "different videos".
+        min_pair_detail_score: likewise for the mean detail score (the sharp, motion-sensitive score).
+        min_confidence: an offset "stands out" when its mean detail score beats every other by this much.
+        geometry_frames: frames of each version that the picture-area (black bar) detection looks at.
+        buffer_bytes: decoded frames kept from the search for replay; beyond it the prefix is decoded again.
+        window_frames, resync_margin: per-frame verification (:class:`VerifyOptions`).
+        registration_pairs: frame pairs the registration (:func:`fmstf_data.geometry.register_rects`) compares.
+        max_registration_crop: the largest crop (fraction of the width) the registration tries on either side.
+        min_registration_gain: the registration's regions replace the black-bar ones when they raise the mean
+            detail score by this much.
+        strong_detail_score: a distinct offset whose mean detail score reaches this needs no registration (a
+            misregistration of 1 % of the width would have lowered it); below, the registration runs.
+        min_registration_score: when no offset is accepted, the registration is still tried at the best match-score
+            offset if that mean match score reaches this (a zoomed version still matches roughly).
+    """
+
+    stride_frames: int = 8
+    min_match_score: float = 0.8
+    cut_score: float = DEFAULT_CUT_SCORE
+    start_frame: int = 0
+    end_frame: int | None = None
+    max_offset_frames: int = 120
+    search_frames: int = 240
+    first_search_frames: int = 24
+    min_pair_score: float = 0.6
+    min_pair_detail_score: float = 0.25
+    min_confidence: float = 0.03
+    geometry_frames: int = 8
+    buffer_bytes: int = 256 << 20
+    window_frames: int = 2
+    resync_margin: float = 0.01
+    registration_pairs: int = 8
+    max_registration_crop: float = 0.25
+    min_registration_gain: float = 0.05
+    strong_detail_score: float = 0.5
+    min_registration_score: float = 0.4
+
+    def __post_init__(self) -> None:
+        if self.stride_frames < 1:
+            raise ValueError(f"stride_frames must be >= 1, got {self.stride_frames}")
+        for name in ("min_match_score", "min_pair_score", "min_pair_detail_score", "cut_score"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [-1, 1], got {getattr(self, name)}")
+        if self.start_frame < 0 or (self.end_frame is not None and self.end_frame <= self.start_frame):
+            raise ValueError(f"bad segment [{self.start_frame}, {self.end_frame})")
+        if self.max_offset_frames < 0 or self.search_frames < 1 or self.first_search_frames < 2:
+            raise ValueError(f"need max_offset_frames >= 0, search_frames >= 1, first_search_frames >= 2, got "
+                             f"{self.max_offset_frames}, {self.search_frames}, {self.first_search_frames}")
+        if self.geometry_frames < 1 or self.buffer_bytes < 0:
+            raise ValueError(f"need geometry_frames >= 1 and buffer_bytes >= 0, got {self.geometry_frames}, "
+                             f"{self.buffer_bytes}")
+        self.verify_options()  # validates the verification fields
+
+    def verify_options(self) -> VerifyOptions:
+        return VerifyOptions(window_frames=self.window_frames, resync_margin=self.resync_margin,
+                             min_match_score=self.min_match_score)
+
+
+@dataclass
+class ExtractionStats:
+    """What one pass saw; filled while :meth:`fmstf_data.extract.PairExtractor.samples` runs.
+
+    Attributes:
+        hdr_frames_decoded, sdr_frames_decoded: frames each decoder returned (re-decoded ones included).
+        hdr_frames_redecoded, sdr_frames_redecoded: frames decoded a second time after the offset search.
+        paired_frames: HDR ticks that had an SDR partner.
+        hdr_ticks: HDR frame index of every tick decided, in order.
+        sdr_partners: SDR partner per tick (-1: none).
+        scores: match score per tick (0 without a partner); detail_scores: detail score per tick.
+        frame_status: one character per tick (:data:`STATUS_CODES`; ``"t"`` verified but in a transition).
+        low_score_frames: paired ticks below ``min_match_score``.
+        unverified: count of ticks by verification problem.
+        cut_hdr_frames: HDR frame indices that start a new shot.
+        transition_hdr_frames: HDR frames flagged as fade or dissolve.
+        offset_changes: [HDR frame, new offset_frames] where a dropped or duplicated frame was followed.
+        kept_centres: HDR indices of the centres kept; rejected: count of candidate centres refused, by reason.
+        decode_seconds: time spent decoding (re-decoding included); redecode_seconds: the re-decoding part.
+        align_seconds: time spent on alignment proper (picture areas, signatures, search, verification, shots).
+        search_seconds: the offset search's part of it (comparing the prefixes' signatures).
+    """
+
+    hdr_frames_decoded: int = 0
+    sdr_frames_decoded: int = 0
+    hdr_frames_redecoded: int = 0
+    sdr_frames_redecoded: int = 0
+    paired_frames: int = 0
+    hdr_ticks: list[int] = field(default_factory=list)
+    sdr_partners: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    detail_scores: list[float] = field(default_factory=list)
+    frame_status: list[str] = field(default_factory=list)
+    low_score_frames: int = 0
+    unverified: dict[str, int] = field(default_factory=dict)
+    cut_hdr_frames: list[int] = field(default_factory=list)
+    transition_hdr_frames: list[int] = field(default_factory=list)
+    offset_changes: list[list[int]] = field(default_factory=list)
+    kept_centres: list[int] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)
+    decode_seconds: float = 0.0
+    redecode_seconds: float = 0.0
+    align_seconds: float = 0.0
+    search_seconds: float = 0.0
+
+    def score_summary(self) -> dict[str, float]:
+        """min / median / mean match score over paired ticks (NaN when none)."""
+        values = np.asarray([s for s, j in zip(self.scores, self.sdr_partners) if j >= 0])
+        if values.size == 0:
+            return {"min": float("nan"), "median": float("nan"), "mean": float("nan")}
+        return {"min": float(values.min()), "median": float(np.median(values)), "mean": float(values.mean())}
+
+    @property
+    def verified_frames(self) -> int:
+        return sum(1 for status in self.frame_status if status in "vt")
+
+    @property
+    def alignment_cost_share(self) -> float:
+        """Alignment time (plus any re-decoding) over the time a single decode of both videos took."""
+        decode = self.decode_seconds - self.redecode_seconds
+        return (self.align_seconds + self.redecode_seconds) / decode if decode > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (per-tick curves rounded)."""
+        return {
+            "hdr_frames_decoded": self.hdr_frames_decoded, "sdr_frames_decoded": self.sdr_frames_decoded,
+            "hdr_frames_redecoded": self.hdr_frames_redecoded, "sdr_frames_redecoded": self.sdr_frames_redecoded,
+            "paired_frames": self.paired_frames, "verified_frames": self.verified_frames,
+            "low_score_frames": self.low_score_frames, "unverified": dict(sorted(self.unverified.items())),
+            "score_summary": self.score_summary(), "cut_hdr_frames": self.cut_hdr_frames,
+            "transition_hdr_frames": self.transition_hdr_frames, "offset_changes": self.offset_changes,
+            "kept_centres": len(self.kept_centres), "rejected": dict(sorted(self.rejected.items())),
+            "frame_hdr_indices": self.hdr_ticks, "frame_sdr_indices": self.sdr_partners,
+            "frame_scores": [round(score, 4) for score in self.scores],
+            "frame_detail_scores": [round(score, 4) for score in self.detail_scores],
+            "frame_status": "".join(self.frame_status), "status_codes": {v: k or "verified"
+                                                                         for k, v in STATUS_CODES.items()},
+            "decode_seconds": round(self.decode_seconds, 3), "redecode_seconds": round(self.redecode_seconds, 3),
+            "align_seconds": round(self.align_seconds, 3), "search_seconds": round(self.search_seconds, 3),
+            "alignment_cost_share": round(self.alignment_cost_share, 4)
+            if math.isfinite(self.alignment_cost_share) else None,
+        }
