@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import time
 import traceback
@@ -248,13 +249,29 @@ def _fail(record: dict[str, Any], stage: _Stage, reason: str, writer: ShardWrite
         writer.abort()
     else:
         storage.delete(staging_dir(pair_id))
+    # what an earlier successful build of this pair published no longer holds: take it down with its record
+    for name in (*_published_shards(storage, pair_id), samples_path(pair_id), record_path(pair_id)):
+        storage.delete(name)
+
+
+def source_identity(spec: Any) -> list[Any]:
+    """What identifies one side's source for resume: kind, location, format request, and for a local file its size
+    and modification time (so a file replaced in place is rebuilt without ``--force``)."""
+    identity: list[Any] = [spec.kind, str(spec.location), None if spec.format is None else repr(spec.format)]
+    if spec.kind == "local":
+        try:
+            status = os.stat(spec.location)
+            identity += [status.st_size, status.st_mtime_ns]
+        except OSError:
+            identity.append("missing")
+    return identity
 
 
 def options_payload(pair: PairSpec, pair_options: PairOptions, build: BuildOptions) -> dict[str, Any]:
     """What a completed pair depends on (its fingerprint payload)."""
     return {
-        "pair": {"id": pair.id, "split": pair.split, "hdr": [pair.hdr.kind, str(pair.hdr.location)],
-                 "sdr": [pair.sdr.kind, str(pair.sdr.location)], "start_seconds": pair.start_seconds,
+        "pair": {"id": pair.id, "split": pair.split, "hdr": source_identity(pair.hdr),
+                 "sdr": source_identity(pair.sdr), "start_seconds": pair.start_seconds,
                  "end_seconds": pair.end_seconds},
         "options": asdict(pair_options),
         "max_shard_bytes": build.max_shard_bytes,

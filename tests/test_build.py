@@ -263,3 +263,21 @@ def test_verify_passes_on_the_build_and_names_damage(demo_build, tmp_path, capsy
     text = capsys.readouterr().out
     assert "not a complete tar" in text and "in samples.parquet but in no shard" in text
     assert "stray-000000.tar: on disk but not listed" in text
+
+
+def test_a_source_replaced_in_place_is_rebuilt_on_resume(tmp_path, ray_session):
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    for name in ("city.hdr.mp4", "city.sdr.mp4"):
+        shutil.copy(DEMO / name, sources / name)
+    manifest = tmp_path / "one.yaml"
+    manifest.write_text("version: 1\nname: one\npairs:\n  - id: city\n    split: train\n"
+                        "    hdr: sources/city.hdr.mp4\n    sdr: sources/city.sdr.mp4\n")
+    assert build_demo(tmp_path / "out", manifest).skipped == []
+    assert build_demo(tmp_path / "out", manifest).skipped == ["city"]
+    shutil.copy(DEMO / "harbor.sdr.mp4", sources / "city.sdr.mp4")  # another video under the same name
+    rebuilt = build_demo(tmp_path / "out", manifest)
+    assert rebuilt.skipped == [] and rebuilt.records[0]["status"] == "align"
+    assert not list((tmp_path / "out" / "shards").rglob("city-*.tar"))  # the old shards are taken down
+    assert pq.read_table(tmp_path / "out" / "index" / "samples.parquet").num_rows == 0
+    assert main(["verify", str(tmp_path / "out")]) == 0
