@@ -9,7 +9,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fmstf_data.errors import FmstfError
+from fmstf_data.extract import ExtractOptions
+from fmstf_data.samples import DEFAULT_ZSTD_LEVEL
 from fmstf_data.shards import DEFAULT_MAX_SHARD_BYTES
+
+
+#: the extraction's own defaults: the per-pair options that map one to one onto ExtractOptions start from them
+_EXTRACT_DEFAULTS = ExtractOptions()
 
 
 class OptionsError(FmstfError):
@@ -30,13 +36,13 @@ class PairOptions:
         zstd_level: zstd level of the stored planes (1 fastest ... 19 smallest).
     """
 
-    stride_frames: int = 8
+    stride_frames: int = _EXTRACT_DEFAULTS.stride_frames
     max_offset_seconds: float = 5.0
     search_seconds: float = 10.0
-    min_pair_score: float = 0.6
-    min_match_score: float = 0.8
-    cut_score: float = 0.5
-    zstd_level: int = 3
+    min_pair_score: float = _EXTRACT_DEFAULTS.min_pair_score
+    min_match_score: float = _EXTRACT_DEFAULTS.min_match_score
+    cut_score: float = _EXTRACT_DEFAULTS.cut_score
+    zstd_level: int = DEFAULT_ZSTD_LEVEL
 
     def __post_init__(self) -> None:
         if self.stride_frames < 1:
