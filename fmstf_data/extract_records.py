@@ -17,6 +17,9 @@ from fmstf_data.align import VerifyOptions
 from fmstf_data.shots import DEFAULT_CUT_SCORE
 
 
+#: per-frame verification defaults, shared by the options that map onto VerifyOptions
+_VERIFY_DEFAULTS = VerifyOptions()
+
 #: one character per HDR tick in :attr:`ExtractionStats.frame_status`
 STATUS_CODES = {None: "v", "flat frame": "f", "low match score": "l", "weak detail score": "w",
                 "a neighbouring SDR frame matches better": "s", "a neighbouring HDR frame matches better": "h",
@@ -53,7 +56,7 @@ class ExtractOptions:
     """
 
     stride_frames: int = 8
-    min_match_score: float = 0.8
+    min_match_score: float = _VERIFY_DEFAULTS.min_match_score
     cut_score: float = DEFAULT_CUT_SCORE
     start_frame: int = 0
     end_frame: int | None = None
@@ -65,8 +68,8 @@ class ExtractOptions:
     min_confidence: float = 0.03
     geometry_frames: int = 8
     buffer_bytes: int = 256 << 20
-    window_frames: int = 2
-    resync_margin: float = 0.01
+    window_frames: int = _VERIFY_DEFAULTS.window_frames
+    resync_margin: float = _VERIFY_DEFAULTS.resync_margin
     registration_pairs: int = 8
     max_registration_crop: float = 0.25
     min_registration_gain: float = 0.05

@@ -11,22 +11,19 @@ import av
 import numpy as np
 
 from fmstf_data.color import hdr_to_sdr_rgb, planes_to_rgb
+from fmstf_data.loader.convert import color_params
 from fmstf_data.samples import Sample
 
 #: previews are shrunk so the long side is at most this many pixels
 PREVIEW_MAX_SIDE = 960
 
 
-def _full_range(metadata: dict, side: str) -> bool:
-    return "full" in str(metadata.get(side, {}).get("color_range", "")).lower()
-
-
 def sample_rgb(sample: Sample, frame: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(SDR BT.709 R'G'B', HDR PQ BT.2020 R'G'B'), each float32 [3, H, W] in [0, 1], of one frame of a sample."""
-    sdr = planes_to_rgb(*(plane[frame] for plane in sample.sdr), bit_depth=8, matrix="bt709",
-                        full_range=_full_range(sample.metadata, "sdr"))
-    hdr = planes_to_rgb(*(plane[frame] for plane in sample.hdr), bit_depth=10, matrix="bt2020nc",
-                        full_range=_full_range(sample.metadata, "hdr"))
+    sdr, hdr = (
+        planes_to_rgb(*(plane[frame] for plane in getattr(sample, side)),
+                      **color_params(sample.metadata.get(side), side).to_dict())
+        for side in ("sdr", "hdr"))
     return sdr, hdr
 
 
