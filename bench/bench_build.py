@@ -31,7 +31,8 @@ from pathlib import Path
 import av
 import pyarrow.parquet as pq
 
-from fmstf_data.synth import ClipSpec, write_pair
+from fmstf_data.synth.pairs import write_pair
+from fmstf_data.synth.scene import ClipSpec
 from pipelines.build import run_build
 from pipelines.options import BuildOptions, PairOptions
 

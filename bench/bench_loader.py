@@ -48,9 +48,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from fmstf_data.color import planes_to_rgb
 from fmstf_data.loader import LoaderOptions, SampleCatalog, TripletDataset, TripletLoader, load_catalog
-from fmstf_data.samples import Sample, encode_sample, sample_key
-from fmstf_data.shards import ShardWriter
-from fmstf_data.storage import open_storage
+from fmstf_data.store.samples import Sample, encode_sample, sample_key
+from fmstf_data.store.shards import ShardWriter
+from fmstf_data.store.storage import open_storage
 
 CROP = 256
 BATCH = 8

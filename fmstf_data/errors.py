@@ -29,6 +29,22 @@ class ManifestError(FmstfError):
         self.message = message
 
 
+class InvalidValueError(FmstfError, ValueError):
+    """A value outside what a record, option or argument accepts (a dataclass's own check, a bad argument); the
+    message names the field, shows the value and says what is allowed."""
+
+
+class UnknownKeyError(FmstfError, KeyError):
+    """A lookup of something that is not there: a pair ID not in the manifest, a frame no longer buffered."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; ours is a sentence
+        return str(self.args[0]) if self.args else ""
+
+
+class SynthError(FmstfError, ValueError):
+    """An impossible synthetic clip or pair specification (fmstf_data.synth); the message shows the value."""
+
+
 class FetchError(FmstfError):
     """A source could not be fetched (missing file, download failure, bot check, ...)."""
 

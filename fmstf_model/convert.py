@@ -5,7 +5,7 @@
     fmstf-convert big.sdr.mp4 big.hdr.mp4 --checkpoint C --tile-size 512    # frames too large to convert whole
 
 The input is probed first and must be SDR with BT.709 (or BT.2020 NCL) matrix coefficients, 8- or 10-bit 4:2:0.
-Frames are decoded to their exact planes (:func:`fmstf_data.video.iter_planes`), converted to R'G'B' with the
+Frames are decoded to their exact planes (:func:`fmstf_data.video.decode.iter_planes`), converted to R'G'B' with the
 colour core on the device (a GPU when present), streamed through the converter one at a time (the model's
 recurrent state carries from frame to frame; :mod:`fmstf_model.inference`), and handed to
 :class:`fmstf_model.hdr10_writer.HDR10Writer`, which writes HEVC Main 10 PQ BT.2020 narrow range with the mastering
@@ -35,8 +35,8 @@ from torch import Tensor
 
 from fmstf_data.color import torch_ops
 from fmstf_data.errors import FmstfError, ModelError, SourceMismatchError
-from fmstf_data.probe import probe_video
-from fmstf_data.video import DecodedFrame, iter_planes
+from fmstf_data.video.decode import DecodedFrame, iter_planes
+from fmstf_data.video.probe import probe_video
 from fmstf_model.baselines import BASELINES
 from fmstf_model.checkpoint import load_model
 from fmstf_model.hdr10_writer import HDR10Writer

@@ -35,9 +35,9 @@ from torch import Tensor
 from fmstf_data.color import torch_ops
 from fmstf_data.color.constants import LUMINANCE_BT2020
 from fmstf_data.errors import ModelError
-from fmstf_data.probe import ContentLightLevel, MasteringDisplay
-from fmstf_data.synth import planes_to_video_frame
-from fmstf_data.video import iter_planes
+from fmstf_data.synth.pairs import planes_to_video_frame
+from fmstf_data.video.decode import iter_planes
+from fmstf_data.video.record import ContentLightLevel, MasteringDisplay
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT))
 
-from fmstf_data.synth import ClipSpec, write_pair  # noqa: E402
+from fmstf_data.synth.pairs import write_pair  # noqa: E402
+from fmstf_data.synth.scene import ClipSpec
 
 HDR_CRF = 24
 SDR_CRF = 23

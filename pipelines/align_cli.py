@@ -12,15 +12,17 @@ Exit status: 0 when the pair aligns and has usable triplets, 1 when it is refuse
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-from fmstf_data.align import plan_frame_mapping, video_fps
-from fmstf_data.errors import FmstfError
-from fmstf_data.extract import ExtractOptions, PairExtractor
+from fmstf_data.align.offset import plan_frame_mapping, video_fps
+from fmstf_data.extract.lockstep import PairExtractor
+from fmstf_data.extract.options import DEFAULT_MAX_OFFSET_SECONDS, DEFAULT_SEARCH_SECONDS, ExtractOptions
+from pipelines.figures import alignment_figure_png
+
+#: the extraction's own defaults, which the command's options start from
+_DEFAULTS = ExtractOptions()
 
 
 def add_align_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,27 +33,29 @@ def add_align_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("sdr", help="the SDR file")
     parser.add_argument("--plot", metavar="FILE.png", help="draw score against offset and per-frame scores")
     parser.add_argument("--json", action="store_true", help="print the full record as JSON")
-    parser.add_argument("--max-offset-seconds", type=float, default=5.0,
-                        help="search offsets within +- this many seconds (default 5)")
-    parser.add_argument("--search-seconds", type=float, default=10.0,
-                        help="compare at most this much video beyond the offset window (default 10)")
-    parser.add_argument("--min-pair-score", type=float, default=0.6,
-                        help="refuse the pair as different videos below this mean match score (default 0.6)")
-    parser.add_argument("--min-match-score", type=float, default=0.8,
-                        help="frame pairs below this match score are not used (default 0.8)")
-    parser.add_argument("--cut-score", type=float, default=0.5, help="shot-cut threshold (default 0.5)")
-    parser.add_argument("--stride-frames", type=int, default=8, help="triplet stride for the count (default 8)")
+    parser.add_argument("--max-offset-seconds", type=float, default=DEFAULT_MAX_OFFSET_SECONDS,
+                        help="search offsets within +- this many seconds (default %(default)s)")
+    parser.add_argument("--search-seconds", type=float, default=DEFAULT_SEARCH_SECONDS,
+                        help="compare at most this much video beyond the offset window (default %(default)s)")
+    parser.add_argument("--min-pair-score", type=float, default=_DEFAULTS.min_pair_score,
+                        help="refuse the pair as different videos below this mean match score (default %(default)s)")
+    parser.add_argument("--min-match-score", type=float, default=_DEFAULTS.min_match_score,
+                        help="frame pairs below this match score are not used (default %(default)s)")
+    parser.add_argument("--cut-score", type=float, default=_DEFAULTS.cut_score,
+                        help="shot-cut threshold (default %(default)s)")
+    parser.add_argument("--stride-frames", type=int, default=_DEFAULTS.stride_frames,
+                        help="triplet stride for the count (default %(default)s)")
 
 
 def analyse_pair(hdr: str | Path, sdr: str | Path, options: ExtractOptions | None = None, *,
-                 max_offset_seconds: float = 5.0, search_seconds: float = 10.0) -> dict[str, Any]:
+                 max_offset_seconds: float = DEFAULT_MAX_OFFSET_SECONDS,
+                 search_seconds: float = DEFAULT_SEARCH_SECONDS) -> dict[str, Any]:
     """Align ``hdr`` and ``sdr`` and verify every frame pair; returns ``{"alignment": ..., "extraction": ...}``
     (the sections a build record carries; ``extraction`` is None when the pair is refused)."""
     mapping = plan_frame_mapping(video_fps(hdr), video_fps(sdr))
-    base = options or ExtractOptions()
-    options = ExtractOptions(**{**base.__dict__,
-                                "max_offset_frames": math.ceil(max_offset_seconds * float(mapping.hdr_fps)),
-                                "search_frames": math.ceil(search_seconds * float(mapping.sdr_fps))})
+    options = (options or ExtractOptions()).for_rates(mapping.hdr_fps, mapping.sdr_fps,
+                                                      max_offset_seconds=max_offset_seconds,
+                                                      search_seconds=search_seconds)
     extractor = PairExtractor(hdr, sdr, pair_id="align", split="none", mapping=mapping, options=options)
     alignment = extractor.align()
     record: dict[str, Any] = {"hdr": str(hdr), "sdr": str(sdr), "alignment": alignment.to_dict(), "extraction": None}
@@ -103,59 +107,6 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
 def _rect(rect: list[int]) -> str:
     x, y, width, height = rect
     return f"{width}x{height}+{x}+{y}"
-
-
-def alignment_figure_png(alignment: dict[str, Any], extraction: dict[str, Any] | None, *, title: str = "") -> bytes:
-    """PNG of two panels: mean match and detail scores against the candidate offset (the chosen one marked), and
-    the per-frame scores over HDR frames (unverified frames, cuts, fades and re-synchronisations marked).
-
-    Raises:
-        FmstfError: matplotlib is not installed.
-    """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise FmstfError("plots need matplotlib: pip install 'fmstf-data[plot]'") from error
-    figure = Figure(figsize=(10, 6.5), dpi=100)
-    FigureCanvasAgg(figure)
-    top, bottom = figure.subplots(2, 1)
-    offsets = alignment.get("candidate_offsets") or []
-    for key, label, style in (("candidate_detail_scores", "mean detail score", "-"),
-                              ("candidate_scores", "mean match score", "--")):
-        values = [math.nan if v is None else v for v in alignment.get(key) or []]
-        if values:
-            top.plot(offsets, values, style, label=label)
-    if "offset_frames" in alignment:
-        top.axvline(alignment["offset_frames"], color="red", linewidth=0.8,
-                    label=f"offset {alignment['offset_frames']:+d}")
-    top.set_xlabel("offset (HDR frame shown by SDR frame 0)")
-    top.set_ylabel("score")
-    top.set_title(f"{title} offset search" + (" (refused)" if alignment.get("refusal") else ""))
-    top.legend(loc="lower right", fontsize=8)
-    if extraction:
-        frames = extraction["frame_hdr_indices"]
-        bottom.plot(frames, extraction["frame_scores"], label="match score", linewidth=1)
-        bottom.plot(frames, extraction["frame_detail_scores"], label="detail score", linewidth=1)
-        bad = [(f, s) for f, s, status in zip(frames, extraction["frame_scores"], extraction["frame_status"])
-               if status not in "vt"]
-        if bad:
-            bottom.plot([f for f, _ in bad], [s for _, s in bad], "rx", markersize=4, label="not verified")
-        for position, frame in enumerate(extraction["transition_hdr_frames"]):
-            bottom.axvspan(frame - 0.5, frame + 0.5, color="orange", alpha=0.25, linewidth=0,
-                           label="fade / dissolve" if position == 0 else None)
-        for position, frame in enumerate(extraction["cut_hdr_frames"]):
-            bottom.axvline(frame - 0.5, color="black", linewidth=0.8, label="cut" if position == 0 else None)
-        for position, (frame, _) in enumerate(extraction["offset_changes"]):
-            bottom.axvline(frame, color="purple", linestyle=":", label="offset change" if position == 0 else None)
-        bottom.legend(loc="lower right", fontsize=8)
-    bottom.set_xlabel("HDR frame")
-    bottom.set_ylabel("score of the frame pair")
-    bottom.set_ylim(-0.1, 1.05)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def run_align_command(args: argparse.Namespace) -> int:

@@ -24,8 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fmstf_data.errors import ManifestError
-from fmstf_data.manifest import Manifest, PairSpec, load_manifest
-from fmstf_data.storage import Storage, open_storage
+from fmstf_data.manifest.load import load_manifest
+from fmstf_data.manifest.schema import Manifest, PairSpec
+from fmstf_data.store.storage import Storage, open_storage
 from pipelines.options import BuildOptions, OptionsError, PairOptions, fingerprint
 from pipelines.pair_task import (
     SAMPLE_INDEX_SCHEMA,

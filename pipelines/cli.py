@@ -146,12 +146,11 @@ def _build_options(args: argparse.Namespace):
 
 
 def run_build_command(args: argparse.Namespace) -> int:
-    from fmstf_data.manifest import load_manifest
+    from fmstf_data.manifest.load import load_manifest
 
     if args.dry_run:
-        from pipelines.plan import format_plan
-
         from fmstf_data.sources import FetchOptions
+        from pipelines.plan import format_plan
 
         manifest = load_manifest(args.manifest)
         options = FetchOptions.from_mapping(_fetch_options(args))
@@ -185,7 +184,7 @@ def run_build_command(args: argparse.Namespace) -> int:
 
 
 def run_probe_command(args: argparse.Namespace) -> int:
-    from fmstf_data.probe import probe_video
+    from fmstf_data.video.probe import probe_video
 
     probe = probe_video(args.file)
     problem = probe.problem_as(args.role) if args.role else None

@@ -9,10 +9,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fmstf_data.errors import FmstfError
-from fmstf_data.extract import ExtractOptions
-from fmstf_data.samples import DEFAULT_ZSTD_LEVEL
-from fmstf_data.shards import DEFAULT_MAX_SHARD_BYTES
-
+from fmstf_data.extract.options import DEFAULT_MAX_OFFSET_SECONDS, DEFAULT_SEARCH_SECONDS, ExtractOptions
+from fmstf_data.store.samples import DEFAULT_ZSTD_LEVEL
+from fmstf_data.store.shards import DEFAULT_MAX_SHARD_BYTES
 
 #: the extraction's own defaults: the per-pair options that map one to one onto ExtractOptions start from them
 _EXTRACT_DEFAULTS = ExtractOptions()
@@ -37,8 +36,8 @@ class PairOptions:
     """
 
     stride_frames: int = _EXTRACT_DEFAULTS.stride_frames
-    max_offset_seconds: float = 5.0
-    search_seconds: float = 10.0
+    max_offset_seconds: float = DEFAULT_MAX_OFFSET_SECONDS
+    search_seconds: float = DEFAULT_SEARCH_SECONDS
     min_pair_score: float = _EXTRACT_DEFAULTS.min_pair_score
     min_match_score: float = _EXTRACT_DEFAULTS.min_match_score
     cut_score: float = _EXTRACT_DEFAULTS.cut_score

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -25,17 +24,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fmstf_data.align import plan_frame_mapping
+from fmstf_data.align.offset import plan_frame_mapping
 from fmstf_data.errors import AlignmentError, FmstfError, SourceMismatchError
-from fmstf_data.extract import ExtractOptions, PairExtractor
-from fmstf_data.manifest import PairSpec
-from fmstf_data.probe import VideoProbe, probe_video
-from fmstf_data.samples import encode_sample
-from fmstf_data.shards import ShardWriter
+from fmstf_data.extract.lockstep import PairExtractor
+from fmstf_data.extract.options import ExtractOptions
+from fmstf_data.manifest.schema import PairSpec
 from fmstf_data.sources import FetchOptions, fetch_source
-from fmstf_data.storage import Storage, open_storage
+from fmstf_data.store.samples import encode_sample
+from fmstf_data.store.shards import ShardWriter
+from fmstf_data.store.storage import Storage, open_storage
+from fmstf_data.video.probe import probe_video
+from fmstf_data.video.record import VideoProbe
+from pipelines.figures import alignment_figure_png, preview_png
 from pipelines.options import BuildOptions, PairOptions
-from pipelines.previews import preview_png
 
 logger = logging.getLogger(__name__)
 
@@ -153,9 +154,9 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
             options=ExtractOptions(
                 stride_frames=pair_options.stride_frames, min_match_score=pair_options.min_match_score,
                 cut_score=pair_options.cut_score, start_frame=start_frame, end_frame=end_frame,
-                max_offset_frames=math.ceil(pair_options.max_offset_seconds * hdr_fps),
-                search_frames=math.ceil(pair_options.search_seconds * sdr_fps),
-                min_pair_score=pair_options.min_pair_score),
+                min_pair_score=pair_options.min_pair_score,
+            ).for_rates(hdr_fps, sdr_fps, max_offset_seconds=pair_options.max_offset_seconds,
+                        search_seconds=pair_options.search_seconds),
             sample_metadata={"hdr": sample_tags(probes["hdr"]), "sdr": sample_tags(probes["sdr"])},
             sdr_fill_codes=(0, 128) if probes["sdr"].color_range_name == "pc" else (16, 128))
         alignment = extractor.align()
@@ -223,8 +224,6 @@ def _alignment_plot(storage: Storage, build: BuildOptions, pair_id: str, record:
     missing matplotlib is logged, never fatal)."""
     if not build.previews:
         return
-    from pipelines.align_cli import alignment_figure_png
-
     try:
         png = alignment_figure_png(record.get("alignment", {}), record.get("extraction"), title=pair_id)
     except FmstfError as error:

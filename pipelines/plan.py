@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fmstf_data.manifest import SPLITS, Manifest, PairSpec, SourceSpec
+from fmstf_data.manifest.schema import SPLITS, Manifest, PairSpec, SourceSpec
 from fmstf_data.sources import FetchOptions, cache_entry
 
 _KIND_WORDS = {"youtube": "from YouTube", "url": "from URLs"}
@@ -18,11 +18,13 @@ _KIND_WORDS = {"youtube": "from YouTube", "url": "from URLs"}
 
 def format_size(size_bytes: float) -> str:
     """``1.23 GB`` style (decimal units)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size_bytes < 1000 or unit == "TB":
-            return f"{size_bytes:.0f} {unit}" if unit == "B" else f"{size_bytes:.2f} {unit}"
+    if size_bytes < 1000:
+        return f"{size_bytes:.0f} B"
+    for unit in ("kB", "MB", "GB"):
         size_bytes /= 1000
-    raise AssertionError("unreachable")
+        if size_bytes < 1000:
+            return f"{size_bytes:.2f} {unit}"
+    return f"{size_bytes / 1000:.2f} TB"
 
 
 def source_state(spec: SourceSpec, cache_dir: Path, options: FetchOptions) -> tuple[str, str]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from fmstf_data.manifest import Manifest
-from fmstf_data.storage import Storage
+from fmstf_data.manifest.schema import Manifest
+from fmstf_data.store.storage import Storage
 from pipelines.options import BuildOptions
 
 

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fmstf_data.errors import FmstfError
-from fmstf_data.samples import KEY_PATTERN, MEMBER_SUFFIXES, decode_metadata, decode_sample
-from fmstf_data.storage import Storage, open_storage
+from fmstf_data.store.samples import KEY_PATTERN, MEMBER_SUFFIXES, decode_metadata, decode_sample
+from fmstf_data.store.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ def ray_session():
 
 def write_retagged_copy(source: Path, target: Path, *, transfer: str, color_trc: int) -> Path:
     """Re-encode ``source``'s exact 10-bit planes as HEVC tagged with another transfer (e.g. HLG: arib-std-b67, 18)."""
-    from fmstf_data.synth import planes_to_video_frame
-    from fmstf_data.video import iter_planes
+    from fmstf_data.synth.pairs import planes_to_video_frame
+    from fmstf_data.video.decode import iter_planes
 
     with av.open(str(target), "w") as container:
         stream = container.add_stream("libx265", rate=24)

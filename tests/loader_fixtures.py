@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fmstf_data.samples import Sample, encode_sample, sample_key
-from fmstf_data.shards import ShardWriter
-from fmstf_data.storage import open_storage
+from fmstf_data.store.samples import Sample, encode_sample, sample_key
+from fmstf_data.store.shards import ShardWriter
+from fmstf_data.store.storage import open_storage
 
 HDR_TAGS = {"bit_depth": 10, "colorspace": "bt2020nc", "color_range": "tv", "color_trc": "smpte2084",
             "color_primaries": "bt2020"}

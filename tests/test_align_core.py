@@ -8,22 +8,20 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fmstf_data.align import (
-    FrameMatcher,
+from fmstf_data.align.geometry import PictureAreaDetector, plan_geometry, resample_planes
+from fmstf_data.align.offset import estimate_offset, plan_frame_mapping
+from fmstf_data.align.shots import ShotTracker, TransitionDetector
+from fmstf_data.align.signatures import (
     SignatureMatrix,
-    VerifyOptions,
-    estimate_offset,
     luma_thumbnail,
     match_score,
-    plan_frame_mapping,
     rank_signature,
     signature_from_thumbnail,
     thumbnail_size,
 )
+from fmstf_data.align.triplets import SPANS_CUT, TripletSelector, triplet_problem
+from fmstf_data.align.verify import FrameMatcher, VerifyOptions
 from fmstf_data.errors import AlignmentError
-from fmstf_data.geometry import PictureAreaDetector, plan_geometry, resample_planes
-from fmstf_data.select import SPANS_CUT, TripletSelector, triplet_problem
-from fmstf_data.shots import ShotTracker, TransitionDetector
 
 
 def moving_scene(frames: int, height: int = 90, width: int = 160, seed: int = 0, speed: int = 3) -> np.ndarray:
@@ -249,3 +247,37 @@ def test_resampling_keeps_constant_planes_exact():
     assert (ry == 100).all() and (rcb == 128).all()
     y10 = np.full((180, 320), 940, np.uint16)
     assert (resample_planes(y10, y10[::2, ::2], y10[::2, ::2], 90, 160)[0] == 940).all()
+
+
+def test_area_average_is_torch_area_interpolation_bit_for_bit():
+    """The data path's numpy box filter equals ``F.interpolate(mode="area")`` exactly (what the signatures used
+    before torch left the data path): integer code planes and float planes, down- and upscaling, odd ratios."""
+    import torch
+    import torch.nn.functional as F
+
+    from fmstf_data.align.signatures import area_average
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        in_height, in_width = (int(v) for v in rng.integers(5, 300, 2))
+        out_height, out_width = (int(v) for v in rng.integers(3, 110, 2))
+        if trial % 2:
+            plane = rng.integers(0, 1024, (in_height, in_width)).astype(np.uint16)
+        else:
+            plane = (rng.random((in_height, in_width)) * 255).astype(np.float32)
+        expected = F.interpolate(torch.from_numpy(plane.astype(np.float32))[None, None],
+                                 size=(out_height, out_width), mode="area")[0, 0].numpy()
+        got = area_average(plane, out_height, out_width)
+        assert got.dtype == np.float32 and got.shape == (out_height, out_width)
+        assert np.array_equal(got, expected), (in_height, in_width, out_height, out_width)
+
+
+def test_area_average_of_a_known_plane():
+    """Independent values: a 4x6 plane to 2x3 averages 2x2 blocks; to 3x4 the windows overlap by one pixel."""
+    from fmstf_data.align.signatures import area_average
+
+    plane = np.arange(24, dtype=np.float32).reshape(4, 6)
+    assert area_average(plane, 2, 3).tolist() == [[3.5, 5.5, 7.5], [15.5, 17.5, 19.5]]
+    # rows [0,2), [1,3), [2,4); columns [0,2), [1,3), [3,5), [4,6)
+    assert area_average(plane, 3, 4)[0].tolist() == [3.5, 4.5, 6.5, 7.5]
+    assert area_average(plane, 3, 4)[:, 0].tolist() == [3.5, 9.5, 15.5]

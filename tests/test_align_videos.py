@@ -11,17 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from bench.bench_align import (
-    Case,
-    SdrSpec,
-    extract_options,
-    make_case_files,
-    render_master,
-    run_case,
-)
-from fmstf_data.align import plan_frame_mapping, video_fps
-from fmstf_data.extract import PairExtractor
-from fmstf_data.synth import ClipSpec
+from fmstf_data.align.offset import plan_frame_mapping, video_fps
+from fmstf_data.extract.lockstep import PairExtractor
+from fmstf_data.synth.cases import Case, SdrSpec, make_case_files, render_master
+from fmstf_data.synth.scene import ClipSpec
+from fmstf_data.synth.truth import extract_options, run_case
 from pipelines.cli import main
 
 FRAMES = 96

@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from fmstf_data.samples import decode_sample
+from fmstf_data.store.samples import decode_sample
 from pipelines.build import run_build
 from pipelines.cli import main
-from pipelines.options import BuildOptions, PairOptions
+from pipelines.options import BuildOptions
 from tests.conftest import DEMO_MANIFEST, ROOT, write_retagged_copy
 
 DEMO = ROOT / "manifests" / "demo"
@@ -281,3 +281,61 @@ def test_a_source_replaced_in_place_is_rebuilt_on_resume(tmp_path, ray_session):
     assert not list((tmp_path / "out" / "shards").rglob("city-*.tar"))  # the old shards are taken down
     assert pq.read_table(tmp_path / "out" / "index" / "samples.parquet").num_rows == 0
     assert main(["verify", str(tmp_path / "out")]) == 0
+
+
+#: content digests of the demo build recorded from commit 59d2803 (before the subpackage layout, when the alignment
+#: thumbnails still came from torch's area interpolation); the new layout's build was byte-identical to it, shards and
+#: samples.parquet, in one environment. Plane members count exactly; JSON members and index rows count with floats
+#: rounded to 3 decimals (scores are float32 reductions whose last digits may depend on numpy's SIMD path), source
+#: paths left out (they are absolute). A change that alters any stored code value, frame index or key fails.
+DEMO_CONTENT_DIGESTS = {
+    "shards/test/harbor-000000.tar": "f659e4add3cff2ec75a2275f3357bcdca55e6a2694813876bdbf380061b4656b",
+    "shards/train/city-000000.tar": "b19ee6211d6d442c761c28e5ca7775e93b2d9f8fe2dc5568b20c4d54f9b8677b",
+    "shards/train/forest-000000.tar": "90c53812802a8c3552dbb18b86b20aa895e7b858ec7697788735e21e200e3a5f",
+    "index/samples.parquet": "73279abb3791a417cb772e8b750838e6be6d9c52bf5f8fd53119327d2e40f156",
+    "index/pairs.parquet": "abdfbe6a3c7c43f56229ac30b8f5fdddae9773467b17add34a2c88e886fdab62",
+}
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return value
+
+
+def content_digests(out: Path) -> dict[str, str]:
+    """Digests of what a build stores, independent of the zstd and parquet writers' versions: each shard's member
+    names with the sha256 of their decompressed bytes (JSON members with rounded floats), and each index table's
+    rows as sorted JSON (rounded floats)."""
+    import pyarrow as pa
+
+    result = {}
+    for shard in sorted((out / "shards").rglob("*.tar")):
+        digest = hashlib.sha256()
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                data = tar.extractfile(member).read()
+                if member.name.endswith(".zst"):
+                    data = pa.CompressedInputStream(pa.BufferReader(data), "zstd").read()
+                elif member.name.endswith(".json"):
+                    data = json.dumps(_rounded(json.loads(data)), sort_keys=True).encode()
+                digest.update(member.name.encode() + b"\0" + hashlib.sha256(data).digest())
+        result[str(shard.relative_to(out))] = digest.hexdigest()
+    for name in ("samples", "pairs"):
+        rows = [_rounded({key: value for key, value in row.items() if not key.endswith("_source")})
+                for row in pq.read_table(out / "index" / f"{name}.parquet").to_pylist()]
+        result[f"index/{name}.parquet"] = hashlib.sha256(
+            json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    return result
+
+
+def test_demo_build_content_equals_the_recorded_digests(demo_build):
+    out, _ = demo_build
+    got = content_digests(out)
+    changed = sorted(name for name in DEMO_CONTENT_DIGESTS if got.get(name) != DEMO_CONTENT_DIGESTS[name])
+    assert set(got) == set(DEMO_CONTENT_DIGESTS), sorted(set(got) ^ set(DEMO_CONTENT_DIGESTS))
+    assert not changed, f"the demo build's content changed in {changed}"

@@ -12,9 +12,9 @@ import torch
 
 from fmstf_data.color import planes_to_rgb, pq_inverse_eotf, rgb_to_planes, sdr_to_hdr_rgb
 from fmstf_data.errors import SourceMismatchError
-from fmstf_data.probe import probe_video
-from fmstf_data.synth import planes_to_video_frame
-from fmstf_data.video import iter_planes
+from fmstf_data.synth.pairs import planes_to_video_frame
+from fmstf_data.video.decode import iter_planes
+from fmstf_data.video.probe import probe_video
 from fmstf_model import FMSTFConfig, FMSTFnet
 from fmstf_model.checkpoint import save_checkpoint
 from fmstf_model.convert import convert_video, main

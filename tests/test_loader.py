@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from fmstf_data.color import planes_to_rgb
+from fmstf_data.color.params import ColorParams, color_params
 from fmstf_data.errors import LoaderError, SampleFormatError
 from fmstf_data.loader import (
     LoaderOptions,
@@ -22,11 +23,11 @@ from fmstf_data.loader import (
     rank_plan,
 )
 from fmstf_data.loader.augment import CropParams, apply_geometry, crop_planes_with_margin, draw_crop
-from fmstf_data.loader.convert import ColorParams, color_params, convert_with_margin
+from fmstf_data.loader.convert import convert_with_margin
 from fmstf_data.loader.tarindex import parse_members, scan_shard
-from fmstf_data.samples import Sample, decode_array, encode_array, encode_sample, sample_key
-from fmstf_data.shards import ShardWriter
-from fmstf_data.storage import open_storage
+from fmstf_data.store.samples import Sample, decode_array, encode_array, encode_sample, sample_key
+from fmstf_data.store.shards import ShardWriter
+from fmstf_data.store.storage import open_storage
 from tests.loader_fixtures import make_triplet, write_build
 
 PAIRS = {"alpha": ("train", 7), "beta": ("train", 1), "gamma": ("train", 4), "zeta": ("test", 5)}
@@ -404,7 +405,7 @@ def test_planes_convert_on_the_gpu_like_the_cpu(build):
 
 @pytest.mark.slow
 def test_demo_build_through_the_loader(tmp_path, ray_session):
-    from fmstf_data.samples import decode_sample
+    from fmstf_data.store.samples import decode_sample
     from pipelines.build import run_build
     from pipelines.options import BuildOptions
     from tests.conftest import DEMO_MANIFEST

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fmstf_data.errors import ManifestError
-from fmstf_data.manifest import (PAIR_OPTION_RULES, FormatSpec, PairSpec, SourceSpec, load_manifest, parse_manifest,
-                                 parse_source)
+from fmstf_data.manifest.load import load_manifest, parse_source
+from fmstf_data.manifest.schema import PAIR_OPTION_RULES, FormatSpec, PairSpec, SourceSpec
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 

@@ -1,4 +1,4 @@
-"""Tests of fmstf_data.probe on small videos encoded here with PyAV (libx265 / libx264)."""
+"""Tests of fmstf_data.video.probe on small videos encoded here with PyAV (libx265 / libx264)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from fmstf_data.errors import ProbeError
-from fmstf_data.probe import ContentLightLevel, MasteringDisplay, VideoProbe, count_frames, probe_video
+from fmstf_data.video.probe import count_frames, probe_video
+from fmstf_data.video.record import ContentLightLevel, MasteringDisplay, VideoProbe
 
 WIDTH, HEIGHT, FRAMES = 64, 48, 12
 

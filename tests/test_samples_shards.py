@@ -13,7 +13,7 @@ import pytest
 import webdataset as wds
 
 from fmstf_data.errors import SampleFormatError
-from fmstf_data.samples import (
+from fmstf_data.store.samples import (
     ARRAY_SUFFIXES,
     Sample,
     decode_array,
@@ -22,8 +22,8 @@ from fmstf_data.samples import (
     encode_sample,
     sample_key,
 )
-from fmstf_data.shards import ShardWriter
-from fmstf_data.storage import open_storage
+from fmstf_data.store.shards import ShardWriter
+from fmstf_data.store.storage import open_storage
 
 
 def make_sample(pair_id: str, centre: int, height: int = 36, width: int = 50, seed: int = 0) -> Sample:

@@ -10,8 +10,6 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import pytest
-
 from pipelines.build import run_build
 from pipelines.options import BuildOptions
 from tests.conftest import ROOT

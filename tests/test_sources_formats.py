@@ -11,7 +11,7 @@ import pytest
 from yt_dlp.utils import parse_codecs
 
 from fmstf_data.errors import FetchError
-from fmstf_data.manifest import FormatSpec
+from fmstf_data.manifest.schema import FormatSpec
 from fmstf_data.sources import codec_transfer, select_format
 
 HDR_VP9 = "vp09.02.51.10.01.09.16.09.00"  # profile 2, 10 bit, BT.2020 (9), PQ (16)

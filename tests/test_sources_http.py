@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from fmstf_data.errors import FetchError
-from fmstf_data.manifest import FormatSpec, SourceSpec, load_manifest
+from fmstf_data.manifest.load import load_manifest
+from fmstf_data.manifest.schema import FormatSpec, SourceSpec
 from fmstf_data.sources import CacheEntry, FetchedSource, FetchOptions, cached_source, fetch_source, sha256_file
 
 CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "mpd": "application/dash+xml"}

@@ -16,9 +16,19 @@ from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.utils import DownloadError, ExtractorError
 
 from fmstf_data.errors import FetchError
-from fmstf_data.manifest import FormatSpec, SourceSpec
-from fmstf_data.sources import (CacheEntry, FetchedSource, FetchOptions, backoff_seconds, browser_spec, cache_entry,
-                                cached_source, fetch_source, format_key, parse_byte_rate)
+from fmstf_data.manifest.schema import FormatSpec, SourceSpec
+from fmstf_data.sources import (
+    CacheEntry,
+    FetchedSource,
+    FetchOptions,
+    backoff_seconds,
+    browser_spec,
+    cache_entry,
+    cached_source,
+    fetch_source,
+    format_key,
+    parse_byte_rate,
+)
 from fmstf_data.sources.formats import RoleFormatSelector
 from fmstf_data.sources.ytdlp import classify_failure, ytdlp_params
 

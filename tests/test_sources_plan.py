@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fmstf_data.manifest import load_manifest
+from fmstf_data.manifest.load import load_manifest
 from fmstf_data.sources import CacheEntry, FetchedSource
 from pipelines.plan import format_plan
 

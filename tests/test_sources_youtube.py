@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from fmstf_data.manifest import FormatSpec, SourceSpec
+from fmstf_data.manifest.schema import FormatSpec, SourceSpec
 from fmstf_data.sources import FetchOptions, fetch_source
 
 

@@ -1,4 +1,4 @@
-"""Tests of fmstf_data.synth: synthetic HDR10 clips (real libx265) and their SDR versions (real libx264)."""
+"""Tests of fmstf_data.synth.pairs: synthetic HDR10 clips (real libx265) and their SDR versions (real libx264)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,16 @@ import pytest
 
 from fmstf_data.color import convert_primaries
 from fmstf_data.errors import SourceMismatchError
-from fmstf_data.probe import probe_video
-from fmstf_data.synth import (
-    ClipSpec,
-    SceneSpec,
-    iter_clip_nits,
+from fmstf_data.synth.pairs import (
     nits_to_hdr10_planes,
     planes_to_video_frame,
     write_hdr_clip,
     write_pair,
     write_sdr_version,
 )
-from fmstf_data.video import frame_planes, iter_planes
+from fmstf_data.synth.scene import ClipSpec, SceneSpec, iter_clip_nits
+from fmstf_data.video.decode import frame_planes, iter_planes
+from fmstf_data.video.probe import probe_video
 
 FAST = {"preset": "ultrafast"}
 

@@ -1,6 +1,6 @@
 """Constants of the colour core: PQ, Y'CbCr luma weights, gamut and ICtCp matrices.
 
-Sources (see also ``/work/shared/reference/color-and-hdr.md``):
+Sources (the golden values they must reproduce are in ``tests/test_color.py``):
 
 - SMPTE ST 2084 / ITU-R BT.2100 (PQ): m1, m2, c1, c2, c3 as exact rationals.
 - ITU-R BT.2020 (non-constant luminance) and ITU-R BT.709 luma weights Kr, Kg, Kb; the Y'CbCr scale factors

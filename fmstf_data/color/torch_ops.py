@@ -36,7 +36,6 @@ from fmstf_data.color.transfer import (
 from fmstf_data.color.transfer import pq_inverse_eotf as _np_pq_inverse_eotf
 from fmstf_data.color.ycbcr import (
     _check_chroma,
-    chroma_shape,
     check_bit_depth,
     code_range,
     inverse_matrix_coefficients,

@@ -14,9 +14,10 @@ Batches hold ``sdr`` (BT.709 R'G'B') and ``hdr`` (PQ-encoded BT.2020 R'G'B'), fl
 - :mod:`~fmstf_data.loader.state`: :class:`LoaderState`, the checkpointed position.
 """
 
+from fmstf_data.color.params import ColorParams
 from fmstf_data.loader.augment import CropParams
 from fmstf_data.loader.catalog import DamagedSample, SampleCatalog
-from fmstf_data.loader.convert import ColorParams, planes_to_rgb_batch
+from fmstf_data.loader.convert import planes_to_rgb_batch
 from fmstf_data.loader.dataset import TripletDataset
 from fmstf_data.loader.distributed import resolve_rank
 from fmstf_data.loader.loader import TripletLoader, load_catalog, make_dataset, make_loader

@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 
 from fmstf_data.errors import DamagedShardError, LoaderError
 from fmstf_data.loader.tarindex import ShardContents, scan_shard
-from fmstf_data.samples import MEMBER_SUFFIXES
-from fmstf_data.storage import Storage, open_storage
+from fmstf_data.store.samples import MEMBER_SUFFIXES
+from fmstf_data.store.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
 

@@ -36,14 +36,15 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from fmstf_data.color.params import ColorParams, color_params
 from fmstf_data.errors import DamagedShardError, LoaderError
 from fmstf_data.loader.augment import CropParams, apply_geometry, crop_planes_with_margin, draw_crop
 from fmstf_data.loader.catalog import SampleCatalog
-from fmstf_data.loader.convert import ColorParams, color_params, convert_with_margin, global_frame
+from fmstf_data.loader.convert import convert_with_margin, global_frame
 from fmstf_data.loader.options import LoaderOptions
 from fmstf_data.loader.plan import RankPlan, rank_plan
 from fmstf_data.loader.reader import READ_ERRORS, SampleReader
-from fmstf_data.samples import Sample
+from fmstf_data.store.samples import Sample
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 A :class:`SampleReader` keeps a few shard files open (least recently used closed first) and reads a sample's
 ``[start, end)`` span with one ``read_at`` (on object stores, one ranged GET), splits it into members by their tar
-headers and decodes them like :func:`fmstf_data.samples.decode_sample` (zstd ``.npy`` planes, JSON metadata, shape
-and dtype checks), with the sample codec's reader (:func:`fmstf_data.samples.decode_sample`). Open files are per process:
+headers and decodes them like :func:`fmstf_data.store.samples.decode_sample` (zstd ``.npy`` planes, JSON metadata, shape
+and dtype checks), with the sample codec's reader (:func:`fmstf_data.store.samples.decode_sample`). Open files are per process:
 a reader copied into a DataLoader worker (fork) opens its own.
 """
 
@@ -18,9 +18,8 @@ import pyarrow.fs as pafs
 
 from fmstf_data.errors import DamagedShardError, SampleFormatError
 from fmstf_data.loader.catalog import SampleCatalog
-from fmstf_data.samples import decode_sample
 from fmstf_data.loader.tarindex import parse_members
-from fmstf_data.samples import Sample
+from fmstf_data.store.samples import Sample, decode_sample
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ READ_ERRORS = (DamagedShardError, SampleFormatError, OSError, pa.ArrowException)
 
 
 class SampleReader:
-    """Reads catalog rows as :class:`fmstf_data.samples.Sample` objects.
+    """Reads catalog rows as :class:`fmstf_data.store.samples.Sample` objects.
 
     Args:
         catalog: where the samples are.

@@ -6,7 +6,7 @@ every sample in its shard. :func:`scan_shard` walks the 512-byte tar headers of 
 members by key the way WebDataset does (the key is the member name up to its first dot). :func:`parse_members`
 splits a span read later back into ``{suffix: bytes}``.
 
-Handled tar variants: POSIX ustar and GNU headers (what :class:`fmstf_data.shards.ShardWriter` and ``tarfile``
+Handled tar variants: POSIX ustar and GNU headers (what :class:`fmstf_data.store.shards.ShardWriter` and ``tarfile``
 write), GNU long names (``L``) and PAX ``path`` records; other member types (directories, links) are skipped.
 Damage (a bad header checksum, a member running past the end of the file, no end-of-archive marker) is reported in
 :attr:`ShardContents.problem`, with every sample before it kept.

@@ -9,7 +9,7 @@
   partial one is resumed.
 
 Which stream is downloaded: :mod:`fmstf_data.sources.formats`. Retries, cookies, errors:
-:mod:`fmstf_data.sources.ytdlp`. The build probes every fetched file afterwards (``fmstf_data.probe``) and refuses
+:mod:`fmstf_data.sources.ytdlp`. The build probes every fetched file afterwards (``fmstf_data.video.probe``) and refuses
 an "HDR10" download that is not PQ (yt-dlp labels HLG VP9 streams HDR10 too).
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 
-from fmstf_data.manifest import SourceSpec
+from fmstf_data.manifest.schema import SourceSpec
 from fmstf_data.sources.cache import CacheEntry, format_key
 from fmstf_data.sources.fetched import FetchedSource, sha256_file
 from fmstf_data.sources.formats import RoleFormatSelector, codec_transfer, select_format

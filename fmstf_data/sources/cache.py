@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from fmstf_data.manifest import FormatSpec, SourceSpec
+from fmstf_data.errors import InvalidValueError
+from fmstf_data.manifest.schema import FormatSpec, SourceSpec
 from fmstf_data.sources.fetched import FetchedSource, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class CacheEntry:
     @classmethod
     def for_source(cls, spec: SourceSpec, cache_dir: str | os.PathLike, default_height: int) -> CacheEntry:
         if spec.kind not in ("youtube", "url"):
-            raise ValueError(f"{spec.describe()}: only youtube and url sources are cached, not {spec.kind}")
+            raise InvalidValueError(f"{spec.describe()}: only youtube and url sources are cached, not {spec.kind}")
         key = spec.location if spec.kind == "youtube" else \
             hashlib.sha256(spec.location.encode("utf-8")).hexdigest()[:16]
         fkey = format_key(spec.format, default_height)
@@ -137,7 +138,7 @@ class CacheEntry:
     def write_marker(self, fetched: FetchedSource) -> None:
         """Mark this entry complete (atomic); call after the file and its info JSON are in place."""
         if fetched.path.parent != self.directory:
-            raise ValueError(f"{fetched.path} is not inside the cache entry {self.directory}")
+            raise InvalidValueError(f"{fetched.path} is not inside the cache entry {self.directory}")
         write_json_atomic(self.marker_path, {
             "marker_version": MARKER_VERSION, "kind": self.kind, "location": self.location,
             "dynamic_range": self.dynamic_range, "format_key": self.format_key, "file": fetched.path.name,

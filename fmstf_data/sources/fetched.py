@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmstf_data.errors import InvalidValueError
+
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 HASH_CHUNK_BYTES = 1 << 20
 
@@ -36,9 +38,9 @@ class FetchedSource:
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
         if not isinstance(self.sha256, str) or not _SHA256.match(self.sha256):
-            raise ValueError(f"sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
+            raise InvalidValueError(f"sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
         if isinstance(self.size_bytes, bool) or not isinstance(self.size_bytes, int) or self.size_bytes < 0:
-            raise ValueError(f"size_bytes must be an integer >= 0, got {self.size_bytes!r}")
+            raise InvalidValueError(f"size_bytes must be an integer >= 0, got {self.size_bytes!r}")
 
 
 def sha256_file(path: str | os.PathLike) -> tuple[str, int]:

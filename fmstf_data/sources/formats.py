@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Iterator
 
-from fmstf_data.errors import FetchError
-from fmstf_data.manifest import FormatSpec
+from fmstf_data.errors import FetchError, InvalidValueError
+from fmstf_data.manifest.schema import FormatSpec
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class RoleFormatSelector:
 
     def __init__(self, *, dynamic_range: str, request: FormatSpec | None, default_height: int):
         if dynamic_range not in DYNAMIC_RANGES:
-            raise ValueError(f"dynamic_range must be one of {DYNAMIC_RANGES}, got {dynamic_range!r}")
+            raise InvalidValueError(f"dynamic_range must be one of {DYNAMIC_RANGES}, got {dynamic_range!r}")
         self.dynamic_range = dynamic_range
         self.request = request or FormatSpec()
         self.default_height = default_height
@@ -105,7 +105,7 @@ class RoleFormatSelector:
 
     def __call__(self, ctx: dict[str, Any]) -> Iterator[dict[str, Any]]:
         if self.ydl is None:
-            raise RuntimeError("RoleFormatSelector.attach(ydl) was not called")
+            raise FetchError("RoleFormatSelector.attach(ydl) was not called")
         self.problem, self.height, self.selector_used = None, None, None
         formats = list(ctx["formats"])
         if self.request.selector is not None:

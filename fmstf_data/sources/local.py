@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from fmstf_data.errors import FetchError
-from fmstf_data.manifest import SourceSpec
+from fmstf_data.manifest.schema import SourceSpec
 from fmstf_data.sources.fetched import FetchedSource, sha256_file
 
 logger = logging.getLogger(__name__)

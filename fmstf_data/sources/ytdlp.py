@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from fmstf_data.errors import FetchError
-from fmstf_data.manifest import SourceSpec
+from fmstf_data.manifest.schema import SourceSpec
 from fmstf_data.sources.cache import CacheEntry, write_json_atomic
 from fmstf_data.sources.fetched import FetchedSource, sha256_file
 from fmstf_data.sources.formats import RoleFormatSelector
@@ -156,7 +156,7 @@ def fetch_with_ytdlp(spec: SourceSpec, entry: CacheEntry, options: FetchOptions)
             logger.warning("%s: attempt %d/%d failed: %s; retrying in %.1f s", where, attempt + 1,
                            options.fetch_attempts, failure.message, delay)
             time.sleep(delay)
-    raise AssertionError("unreachable")
+    raise FetchError(f"{where}: no attempt was made (fetch_attempts is {options.fetch_attempts})")
 
 
 def _where(spec: SourceSpec) -> str:

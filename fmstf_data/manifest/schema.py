@@ -2,8 +2,8 @@
 :class:`FormatSpec`, :class:`ExcludedSource`), the keys a manifest may use and the per-pair option rules.
 
 Every record checks itself in ``__post_init__`` and raises :class:`~fmstf_data.errors.ManifestError`;
-:mod:`fmstf_data.manifest` builds them from YAML and adds file, line and field to the messages. Schema reference:
-``manifests/README.md``. Import these names from :mod:`fmstf_data.manifest`, which re-exports them.
+:mod:`fmstf_data.manifest.load` builds them from YAML and adds file, line and field to the messages. Schema reference:
+``manifests/README.md``. Import these names from :mod:`fmstf_data.manifest.load`, which re-exports them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fmstf_data.errors import ManifestError
+from fmstf_data.errors import InvalidValueError, ManifestError, UnknownKeyError
 
 MANIFEST_VERSION = 1
 PAIR_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")  # contract 1
@@ -176,7 +176,7 @@ class SourceSpec:
     def path(self) -> Path:
         """The file of a local source."""
         if self.kind != "local":
-            raise ValueError(f"{self.describe()} is a {self.kind} source, not a local file")
+            raise InvalidValueError(f"{self.describe()} is a {self.kind} source, not a local file")
         return Path(self.location)
 
     @property
@@ -327,7 +327,7 @@ class Manifest:
         for pair in self.pairs:
             if pair.id == pair_id:
                 return pair
-        raise KeyError(f"no pair {pair_id!r} in manifest {self.name!r}")
+        raise UnknownKeyError(f"no pair {pair_id!r} in manifest {self.name!r}")
 
 
 def type_name(value: Any) -> str:

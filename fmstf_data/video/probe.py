@@ -12,9 +12,9 @@ exposes no stream-level (codecpar) side data, but FFmpeg's decoders copy the str
 ``MasteringMetadata``, mp4 ``mdcv``/``clli``) onto every decoded frame (``ff_decode_frame_props`` in
 libavcodec/decode.c, FFmpeg 7+), so the first frame sees both the SEI and the container values.
 
-The record, its verdict rules and :meth:`VideoProbe.problem_as` live in :mod:`fmstf_data.video_record`, the H.273
-code points and their labels in :mod:`fmstf_data.video_tags`; both are re-exported here, so
-``from fmstf_data.probe import VideoProbe, MasteringDisplay, TRC_PQ`` keeps working.
+The record, its verdict rules and :meth:`VideoProbe.problem_as` live in :mod:`fmstf_data.video.record`, the H.273
+code points and their labels in :mod:`fmstf_data.video.tags`; both are re-exported here, so
+``from fmstf_data.video.probe import VideoProbe, MasteringDisplay, TRC_PQ`` keeps working.
 """
 
 from __future__ import annotations
@@ -29,21 +29,13 @@ import av.error
 from av.sidedata.sidedata import Type as SideDataType
 
 from fmstf_data.errors import ProbeError
-from fmstf_data.video_record import ContentLightLevel, MasteringDisplay, Role, Verdict, VideoProbe
-from fmstf_data.video_tags import (MATRIX_BT709, MATRIX_BT2020_NCL, MATRIX_NAMES, MATRIX_UNSPECIFIED, PRIMARIES_BT709,
-                                   PRIMARIES_BT2020, PRIMARIES_NAMES, PRIMARIES_UNSPECIFIED, RANGE_FULL, RANGE_NAMES,
-                                   RANGE_NARROW, RANGE_UNSPECIFIED, SDR_TRANSFERS, TRC_BT709, TRC_BT2020_10,
-                                   TRC_BT2020_12, TRC_HLG, TRC_IEC61966_2_1, TRC_NAMES, TRC_PQ, TRC_SMPTE170M,
-                                   TRC_UNSPECIFIED, matrix_label, primaries_label, range_label, trc_label)
-
-__all__ = [
-    "ContentLightLevel", "MasteringDisplay", "Role", "Verdict", "VideoProbe",
-    "MATRIX_BT709", "MATRIX_BT2020_NCL", "MATRIX_NAMES", "MATRIX_UNSPECIFIED", "PRIMARIES_BT709", "PRIMARIES_BT2020",
-    "PRIMARIES_NAMES", "PRIMARIES_UNSPECIFIED", "RANGE_FULL", "RANGE_NAMES", "RANGE_NARROW", "RANGE_UNSPECIFIED",
-    "SDR_TRANSFERS", "TRC_BT709", "TRC_BT2020_10", "TRC_BT2020_12", "TRC_HLG", "TRC_IEC61966_2_1", "TRC_NAMES",
-    "TRC_PQ", "TRC_SMPTE170M", "TRC_UNSPECIFIED", "matrix_label", "primaries_label", "range_label", "trc_label",
-    "DOLBY_VISION_CODEC_TAGS", "STANDARD_FRAME_RATES", "count_frames", "probe_video",
-]
+from fmstf_data.video.record import ContentLightLevel, MasteringDisplay, VideoProbe
+from fmstf_data.video.tags import (
+    MATRIX_UNSPECIFIED,
+    PRIMARIES_UNSPECIFIED,
+    RANGE_UNSPECIFIED,
+    TRC_UNSPECIFIED,
+)
 
 logger = logging.getLogger(__name__)
 

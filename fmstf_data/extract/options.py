@@ -1,24 +1,30 @@
-"""Options and statistics of the per-pair pass (:class:`fmstf_data.extract.PairExtractor`).
+"""Options and statistics of the per-pair pass (:class:`fmstf_data.extract.lockstep.PairExtractor`).
 
-:class:`ExtractOptions` holds the settings of both phases (alignment in :mod:`fmstf_data.pair_alignment`, lockstep
-extraction in :mod:`fmstf_data.extract`); :class:`ExtractionStats` is filled by both while a pair is processed and
+:class:`ExtractOptions` holds the settings of both phases (alignment in :mod:`fmstf_data.extract.pair_aligner`, lockstep
+extraction in :mod:`fmstf_data.extract.lockstep`); :class:`ExtractionStats` is filled by both while a pair is processed and
 ends up in the pair's record; :data:`STATUS_CODES` names the per-tick verification outcomes it stores.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from fmstf_data.align import VerifyOptions
-from fmstf_data.shots import DEFAULT_CUT_SCORE
-
+from fmstf_data.align.shots import DEFAULT_CUT_SCORE
+from fmstf_data.align.verify import VerifyOptions
+from fmstf_data.errors import InvalidValueError
 
 #: per-frame verification defaults, shared by the options that map onto VerifyOptions
 _VERIFY_DEFAULTS = VerifyOptions()
+
+#: the build's offset window: the search covers [-this, +this] seconds of the HDR timeline
+DEFAULT_MAX_OFFSET_SECONDS = 5.0
+#: the build's search length: seconds of each video (beyond the offset window) the offset search decodes at most
+DEFAULT_SEARCH_SECONDS = 10.0
 
 #: one character per HDR tick in :attr:`ExtractionStats.frame_status`
 STATUS_CODES = {None: "v", "flat frame": "f", "low match score": "l", "weak detail score": "w",
@@ -45,7 +51,7 @@ class ExtractOptions:
         geometry_frames: frames of each version that the picture-area (black bar) detection looks at.
         buffer_bytes: decoded frames kept from the search for replay; beyond it the prefix is decoded again.
         window_frames, resync_margin: per-frame verification (:class:`VerifyOptions`).
-        registration_pairs: frame pairs the registration (:func:`fmstf_data.geometry.register_rects`) compares.
+        registration_pairs: frame pairs the registration (:func:`fmstf_data.align.geometry.register_rects`) compares.
         max_registration_crop: the largest crop (fraction of the width) the registration tries on either side.
         min_registration_gain: the registration's regions replace the black-bar ones when they raise the mean
             detail score by this much.
@@ -78,19 +84,28 @@ class ExtractOptions:
 
     def __post_init__(self) -> None:
         if self.stride_frames < 1:
-            raise ValueError(f"stride_frames must be >= 1, got {self.stride_frames}")
+            raise InvalidValueError(f"stride_frames must be >= 1, got {self.stride_frames}")
         for name in ("min_match_score", "min_pair_score", "min_pair_detail_score", "cut_score"):
             if not -1.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [-1, 1], got {getattr(self, name)}")
+                raise InvalidValueError(f"{name} must be in [-1, 1], got {getattr(self, name)}")
         if self.start_frame < 0 or (self.end_frame is not None and self.end_frame <= self.start_frame):
-            raise ValueError(f"bad segment [{self.start_frame}, {self.end_frame})")
+            raise InvalidValueError(f"bad segment [{self.start_frame}, {self.end_frame})")
         if self.max_offset_frames < 0 or self.search_frames < 1 or self.first_search_frames < 2:
-            raise ValueError(f"need max_offset_frames >= 0, search_frames >= 1, first_search_frames >= 2, got "
+            raise InvalidValueError(f"need max_offset_frames >= 0, search_frames >= 1, first_search_frames >= 2, got "
                              f"{self.max_offset_frames}, {self.search_frames}, {self.first_search_frames}")
         if self.geometry_frames < 1 or self.buffer_bytes < 0:
-            raise ValueError(f"need geometry_frames >= 1 and buffer_bytes >= 0, got {self.geometry_frames}, "
+            raise InvalidValueError(f"need geometry_frames >= 1 and buffer_bytes >= 0, got {self.geometry_frames}, "
                              f"{self.buffer_bytes}")
         self.verify_options()  # validates the verification fields
+
+    def for_rates(self, hdr_fps: float | Fraction, sdr_fps: float | Fraction, *,
+                  max_offset_seconds: float = DEFAULT_MAX_OFFSET_SECONDS,
+                  search_seconds: float = DEFAULT_SEARCH_SECONDS) -> ExtractOptions:
+        """These options with the offset window and search length given in seconds, converted to frames at the
+        pair's rates (``max_offset_frames`` at the HDR rate, ``search_frames`` at the SDR rate, rounded up). The
+        build, ``fmstf-data align`` and the alignment benchmark all size their search this way."""
+        return replace(self, max_offset_frames=math.ceil(max_offset_seconds * float(hdr_fps)),
+                       search_frames=math.ceil(search_seconds * float(sdr_fps)))
 
     def verify_options(self) -> VerifyOptions:
         return VerifyOptions(window_frames=self.window_frames, resync_margin=self.resync_margin,
@@ -99,7 +114,7 @@ class ExtractOptions:
 
 @dataclass
 class ExtractionStats:
-    """What one pass saw; filled while :meth:`fmstf_data.extract.PairExtractor.samples` runs.
+    """What one pass saw; filled while :meth:`fmstf_data.extract.lockstep.PairExtractor.samples` runs.
 
     Attributes:
         hdr_frames_decoded, sdr_frames_decoded: frames each decoder returned (re-decoded ones included).

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fmstf_data.errors import FmstfError
-from fmstf_data.storage import Storage
+from fmstf_data.store.storage import Storage
 
 logger = logging.getLogger(__name__)
 

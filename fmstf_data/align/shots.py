@@ -5,7 +5,7 @@
 motion, stays well above (0.85 or more in practice), while two different scenes fall near 0. Flat frames (black, a
 uniform fade) carry no signature: they never start a shot themselves, and the next textured frame is compared with
 the last textured one, so a fade to black followed by a different scene still counts as a cut (and the flat frames
-themselves are never used, see :mod:`fmstf_data.extract`).
+themselves are never used, see :mod:`fmstf_data.extract.lockstep`).
 
 **Fades and dissolves** (:class:`TransitionDetector`) never drop the score below ``cut_score``: each frame looks
 much like the next. They are flagged instead, so that no triplet is taken from them:
@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fmstf_data.align import FrameSignature
+from fmstf_data.align.signatures import FrameSignature
+from fmstf_data.errors import InvalidValueError, UnknownKeyError
 
 DEFAULT_CUT_SCORE = 0.5
 #: relative change of the mean luma per frame that counts as a fading step
@@ -58,7 +59,7 @@ class ShotTracker:
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.cut_score <= 1.0:
-            raise ValueError(f"cut_score must be in [-1, 1], got {self.cut_score}")
+            raise InvalidValueError(f"cut_score must be in [-1, 1], got {self.cut_score}")
 
     def update(self, signature: FrameSignature | np.ndarray) -> int:
         """Register the next frame (its :class:`FrameSignature` or rank vector); returns its shot number."""
@@ -92,7 +93,7 @@ class TransitionDetector:
 
     def __post_init__(self) -> None:
         if self.run_frames < 1 or self.min_level_change <= 0:
-            raise ValueError(f"need run_frames >= 1 and min_level_change > 0, got {self.run_frames}, "
+            raise InvalidValueError(f"need run_frames >= 1 and min_level_change > 0, got {self.run_frames}, "
                              f"{self.min_level_change}")
 
     @property
@@ -142,7 +143,7 @@ class TransitionDetector:
     def flag(self, t: int) -> str | None:
         """"fade" or "unstable" when frame ``t`` is part of a transition, else None."""
         if t not in self._levels:
-            raise KeyError(f"frame {t} is not (or no longer) known")
+            raise UnknownKeyError(f"frame {t} is not (or no longer) known")
         if self._in_fade(t) or self._in_fade(t + 1):
             return "fade"
         rank = self._ranks[t]

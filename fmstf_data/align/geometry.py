@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fmstf_data.align import detail_score, frame_signature, match_score, thumbnail_size
+from fmstf_data.align.signatures import detail_score, frame_signature, match_score, thumbnail_size
 from fmstf_data.errors import AlignmentError
-from fmstf_data.video import DecodedFrame
+from fmstf_data.video.decode import DecodedFrame
 
 RESAMPLING_FILTER = "catmull-rom-antialias"
 #: Keys cubic parameter of the filter

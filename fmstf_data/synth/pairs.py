@@ -1,7 +1,6 @@
 """Synthetic HDR10 clips and their SDR versions, for the demo and the tests: encoding and writing.
 
-The frames' light comes from :mod:`fmstf_data.synth_scene` (procedural, deterministic from a seed; its names
-:class:`ClipSpec`, :class:`SceneSpec` and :func:`iter_clip_nits` are re-exported here).
+The frames' light comes from :mod:`fmstf_data.synth.scene` (procedural, deterministic from a seed).
 
 The HDR10 file: light -> PQ inverse EOTF (SMPTE ST 2084) -> 10-bit narrow-range BT.2020 NCL Y'CbCr 4:2:0 by
 :func:`fmstf_data.color.rgb_to_planes` -> planes copied into ``yuv420p10le`` frames -> libx265 Main 10, tagged PQ /
@@ -28,28 +27,11 @@ import av
 import numpy as np
 
 from fmstf_data.color import hdr_to_sdr_rgb, planes_to_rgb, pq_inverse_eotf, rgb_to_planes
-from fmstf_data.errors import SourceMismatchError
-from fmstf_data.probe import ContentLightLevel, MasteringDisplay, probe_video
-from fmstf_data.synth_scene import ClipSpec, SceneSpec, iter_clip_nits
-from fmstf_data.video import iter_planes
-
-__all__ = [
-    "DEFAULT_MASTERING_DISPLAY",
-    "HDR_SUFFIXES",
-    "SDR_CODECS",
-    "ClipSpec",
-    "HdrClip",
-    "PairTruth",
-    "SceneSpec",
-    "SdrVersion",
-    "iter_clip_nits",
-    "nits_to_hdr10_planes",
-    "planes_to_video_frame",
-    "resize_rgb",
-    "write_hdr_clip",
-    "write_pair",
-    "write_sdr_version",
-]
+from fmstf_data.errors import SourceMismatchError, SynthError
+from fmstf_data.synth.scene import ClipSpec, iter_clip_nits
+from fmstf_data.video.decode import iter_planes
+from fmstf_data.video.probe import probe_video
+from fmstf_data.video.record import ContentLightLevel, MasteringDisplay
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +66,12 @@ def planes_to_video_frame(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, pix_fmt
     """
     dtype = {"yuv420p": np.dtype(np.uint8), "yuv420p10le": np.dtype("<u2")}.get(pix_fmt)
     if dtype is None:
-        raise ValueError(f"pix_fmt must be 'yuv420p' or 'yuv420p10le', got {pix_fmt!r}")
+        raise SynthError(f"pix_fmt must be 'yuv420p' or 'yuv420p10le', got {pix_fmt!r}")
     height, width = y.shape
     frame = av.VideoFrame(width, height, pix_fmt)
     for plane, data in zip(frame.planes, (y, cb, cr)):
         if data.shape != (plane.height, plane.width):
-            raise ValueError(f"plane shape {data.shape} does not fit a {width}x{height} {pix_fmt} frame")
+            raise SynthError(f"plane shape {data.shape} does not fit a {width}x{height} {pix_fmt} frame")
         padded = np.zeros((plane.height, plane.line_size // dtype.itemsize), dtype=dtype)
         padded[:, : plane.width] = data
         plane.update(padded.tobytes())
@@ -99,9 +81,9 @@ def planes_to_video_frame(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, pix_fmt
 def _x265_mastering(display: MasteringDisplay) -> str:
     """x265 ``master-display`` string: chromaticities in 0.00002 units, luminance in 0.0001 cd/m² units."""
     if None in (display.red_xy, display.green_xy, display.blue_xy, display.white_point_xy):
-        raise ValueError("the mastering display needs its primaries and white point")
+        raise SynthError("the mastering display needs its primaries and white point")
     if display.min_luminance_nits is None or display.max_luminance_nits is None:
-        raise ValueError("the mastering display needs its minimum and maximum luminance")
+        raise SynthError("the mastering display needs its minimum and maximum luminance")
 
     def xy(point: tuple[float, float]) -> str:
         return f"({round(point[0] / 0.00002)},{round(point[1] / 0.00002)})"
@@ -156,7 +138,7 @@ def write_hdr_clip(
     """
     path = Path(path)
     if path.suffix not in HDR_SUFFIXES:
-        raise ValueError(f"HDR clip must be .mp4 or .mkv, got {path.name}")
+        raise SynthError(f"HDR clip must be .mp4 or .mkv, got {path.name}")
     planes = []
     max_cll = max_fall = 0.0
     for nits in iter_clip_nits(spec):
@@ -273,9 +255,9 @@ def write_sdr_version(
     """
     hdr_path, sdr_path = Path(hdr_path), Path(sdr_path)
     if codec not in SDR_CODECS:
-        raise ValueError(f"codec must be one of {SDR_CODECS}, got {codec!r}")
+        raise SynthError(f"codec must be one of {SDR_CODECS}, got {codec!r}")
     if trim_start_frames < 0 or trim_end_frames < 0:
-        raise ValueError(f"trims must be >= 0, got {trim_start_frames}, {trim_end_frames}")
+        raise SynthError(f"trims must be >= 0, got {trim_start_frames}, {trim_end_frames}")
     probe = probe_video(hdr_path)
     problem = probe.problem_as("hdr")
     if problem is not None:
@@ -288,7 +270,7 @@ def write_sdr_version(
         )
     width, height = size if size is not None else (probe.width, probe.height)
     if width <= 0 or height <= 0 or width % 2 or height % 2:
-        raise ValueError(f"SDR size must be even and > 0, got {width}x{height}")
+        raise SynthError(f"SDR size must be even and > 0, got {width}x{height}")
     if source_max_nits is None:
         if probe.mastering_display is not None and probe.mastering_display.max_luminance_nits:
             source_max_nits = probe.mastering_display.max_luminance_nits
@@ -382,16 +364,16 @@ class PairTruth:
 
     def __post_init__(self) -> None:
         if self.offset_frames < 0 or self.sdr_frame_count <= 0 or self.hdr_frame_count <= 0:
-            raise ValueError(
+            raise SynthError(
                 f"bad truth: offset {self.offset_frames}, frames {self.hdr_frame_count}/{self.sdr_frame_count}"
             )
         if self.offset_frames + self.sdr_frame_count > self.hdr_frame_count:
-            raise ValueError(
+            raise SynthError(
                 f"SDR frames {self.offset_frames}..{self.offset_frames + self.sdr_frame_count - 1} exceed the "
                 f"{self.hdr_frame_count} HDR frames"
             )
         if not self.shot_starts or self.shot_starts[0] != 0 or list(self.shot_starts) != sorted(set(self.shot_starts)):
-            raise ValueError(f"shot_starts must start at 0 and increase, got {self.shot_starts}")
+            raise SynthError(f"shot_starts must start at 0 and increase, got {self.shot_starts}")
 
     @property
     def cut_frames(self) -> tuple[int, ...]:
@@ -440,7 +422,7 @@ def write_pair(
         (hdr_path, sdr_path, truth).
     """
     if container not in ("mp4", "mkv"):
-        raise ValueError(f"container must be 'mp4' or 'mkv', got {container!r}")
+        raise SynthError(f"container must be 'mp4' or 'mkv', got {container!r}")
     out_dir = Path(out_dir)
     hdr_path = out_dir / f"{name}.hdr.{container}"
     sdr_path = out_dir / f"{name}.sdr.{container}"

@@ -3,25 +3,25 @@
 :class:`PairExtractor` works in two phases over the same two decoders:
 
 1. :meth:`~PairExtractor.align` decodes the start of both versions: the first ``geometry_frames`` frames give the
-   picture areas and the geometry (:mod:`fmstf_data.geometry`), then the offset search (:mod:`fmstf_data.align`)
+   picture areas and the geometry (:mod:`fmstf_data.align.geometry`), then the offset search (:mod:`fmstf_data.align`)
    compares a growing prefix (``first_search_frames``, doubling up to ``max_offset_frames + search_frames``) and
    stops as soon as one offset stands out. The decoded frames are kept while they fit ``buffer_bytes``: then the
    second phase replays them and each video is decoded exactly once. Only when the search needed more frames than
    fit (large offsets, 4K video) is the prefix decoded a second time.
 2. :meth:`~PairExtractor.samples` runs the two decoders in lockstep: HDR tick ``t`` (every ``hdr_step``-th HDR
-   frame) is paired with SDR frame ``t - shift``; every pair is verified by :class:`~fmstf_data.align.FrameMatcher`
-   (which follows dropped and duplicated frames), every HDR tick gets its shot (:class:`~fmstf_data.shots.
-   ShotTracker`) and transition flag (:class:`~fmstf_data.shots.TransitionDetector`), and as each tick is decided the
-   triplet centred on the previous one is offered to :class:`~fmstf_data.select.TripletSelector`. Memory stays at a
+   frame) is paired with SDR frame ``t - shift``; every pair is verified by :class:`~fmstf_data.align.verify.FrameMatcher`
+   (which follows dropped and duplicated frames), every HDR tick gets its shot (:class:`~fmstf_data.align.shots.
+   ShotTracker`) and transition flag (:class:`~fmstf_data.align.shots.TransitionDetector`), and as each tick is decided the
+   triplet centred on the previous one is offered to :class:`~fmstf_data.align.triplets.TripletSelector`. Memory stays at a
    few frames of each side (a lookahead of ``window_frames + 2`` ticks plus the triplet), whatever the video length.
 
 The HDR planes of a sample are the decoder's exact planes (contract 2). The SDR planes are the decoder's planes,
-resampled onto the HDR geometry only when the versions differ (:meth:`fmstf_data.geometry.Geometry.map_sdr_planes`).
+resampled onto the HDR geometry only when the versions differ (:meth:`fmstf_data.align.geometry.Geometry.map_sdr_planes`).
 ``hdr_frames`` and ``sdr_frames`` in every sample are the true decode-order indices of the frames stored.
 
-The first phase, its :class:`Alignment` record and the decoders' buffering live in :mod:`fmstf_data.pair_alignment`
-(:class:`PairExtractor` extends its :class:`~fmstf_data.pair_alignment.PairAligner`); the options and statistics in
-:mod:`fmstf_data.extract_records`. Their names are re-exported here.
+The first phase, its :class:`Alignment` record and the decoders' buffering live in :mod:`fmstf_data.extract.pair_aligner`
+(:class:`PairExtractor` extends its :class:`~fmstf_data.extract.pair_aligner.PairAligner`); the options and statistics in
+:mod:`fmstf_data.extract.options`. Their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -33,18 +33,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fmstf_data.align import FrameMatch, FrameMatcher, FrameSignature
+from fmstf_data.align.geometry import Geometry
+from fmstf_data.align.shots import ShotTracker, TransitionDetector
+from fmstf_data.align.signatures import FrameSignature
+from fmstf_data.align.triplets import TripletSelector, triplet_problem
+from fmstf_data.align.verify import FrameMatch, FrameMatcher
 from fmstf_data.errors import AlignmentError
-from fmstf_data.extract_records import STATUS_CODES, ExtractionStats, ExtractOptions
-from fmstf_data.geometry import Geometry
-from fmstf_data.pair_alignment import Alignment, PairAligner, _Side
-from fmstf_data.samples import Sample, sample_key
-from fmstf_data.select import TripletSelector, triplet_problem
-from fmstf_data.shots import ShotTracker, TransitionDetector
-from fmstf_data.video import DecodedFrame
-
-__all__ = ["STATUS_CODES", "Alignment", "ExtractOptions", "ExtractionStats", "FramePair", "PairAligner",
-           "PairExtractor"]
+from fmstf_data.extract.options import STATUS_CODES, ExtractionStats
+from fmstf_data.extract.pair_aligner import PairAligner, _Side
+from fmstf_data.store.samples import Sample, sample_key
+from fmstf_data.video.decode import DecodedFrame
 
 
 @dataclass
@@ -77,7 +75,7 @@ class PairExtractor(PairAligner):
     Args:
         hdr_path, sdr_path: local video files.
         pair_id, split: the pair's id (contract 1) and split (contract 4), written into every sample.
-        mapping: how the frame rates relate (:func:`fmstf_data.align.plan_frame_mapping`).
+        mapping: how the frame rates relate (:func:`fmstf_data.align.offset.plan_frame_mapping`).
         options: :class:`ExtractOptions`.
         sample_metadata: extra JSON-ready metadata copied into every sample (colour tags, HDR10 metadata, ...).
         sdr_fill_codes: SDR (luma, chroma) black written outside the mapped picture.

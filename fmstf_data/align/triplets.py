@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from fmstf_data.errors import InvalidValueError
+
 #: reasons a candidate centre is refused, in the order they are checked
 OUTSIDE_SEGMENT = "outside segment"
 NO_PARTNER = "no SDR partner"
@@ -66,12 +68,12 @@ class TripletSelector:
 
     def __post_init__(self) -> None:
         if self.stride_frames < 1:
-            raise ValueError(f"stride_frames must be >= 1, got {self.stride_frames}")
+            raise InvalidValueError(f"stride_frames must be >= 1, got {self.stride_frames}")
 
     def offer(self, centre: int, problem: str | None) -> bool:
         """Offer centre ``centre``; ``problem`` is None when its triplet is usable, else why not. True if kept."""
         if self.kept and centre <= self.kept[-1]:
-            raise ValueError(f"centres must be offered in increasing order: {centre} after {self.kept[-1]}")
+            raise InvalidValueError(f"centres must be offered in increasing order: {centre} after {self.kept[-1]}")
         if problem is not None:
             self.rejected_reasons[problem] = self.rejected_reasons.get(problem, 0) + 1
             return False

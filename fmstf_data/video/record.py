@@ -1,7 +1,7 @@
 """What a probed video file is, as a record: :class:`VideoProbe`, its HDR10 metadata, verdict and problems.
 
-:class:`VideoProbe` holds the values :func:`fmstf_data.probe.probe_video` reads: declared (``*_from_header``) and
-measured (``*_from_content``) timing, H.273 colour tags (:mod:`fmstf_data.video_tags`) and HDR10 static metadata
+:class:`VideoProbe` holds the values :func:`fmstf_data.video.probe.probe_video` reads: declared (``*_from_header``) and
+measured (``*_from_content``) timing, H.273 colour tags (:mod:`fmstf_data.video.tags`) and HDR10 static metadata
 (:class:`MasteringDisplay`, SMPTE ST 2086; :class:`ContentLightLevel`, CTA-861.3). Everything here is pure: no file
 access.
 
@@ -26,10 +26,28 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
-from fmstf_data.video_tags import (MATRIX_BT709, MATRIX_BT2020_NCL, MATRIX_NAMES, MATRIX_UNSPECIFIED, PRIMARIES_BT709,
-                                   PRIMARIES_BT2020, PRIMARIES_NAMES, PRIMARIES_UNSPECIFIED, RANGE_NAMES,
-                                   SDR_TRANSFERS, TRC_HLG, TRC_NAMES, TRC_PQ, TRC_UNSPECIFIED, code_point_name,
-                                   matrix_label, primaries_label, range_label, trc_label)
+from fmstf_data.errors import InvalidValueError
+from fmstf_data.video.tags import (
+    MATRIX_BT709,
+    MATRIX_BT2020_NCL,
+    MATRIX_NAMES,
+    MATRIX_UNSPECIFIED,
+    PRIMARIES_BT709,
+    PRIMARIES_BT2020,
+    PRIMARIES_NAMES,
+    PRIMARIES_UNSPECIFIED,
+    RANGE_NAMES,
+    SDR_TRANSFERS,
+    TRC_HLG,
+    TRC_NAMES,
+    TRC_PQ,
+    TRC_UNSPECIFIED,
+    code_point_name,
+    matrix_label,
+    primaries_label,
+    range_label,
+    trc_label,
+)
 
 Verdict = Literal["HDR10", "HLG", "SDR", "unknown"]
 Role = Literal["hdr", "sdr"]
@@ -59,11 +77,11 @@ class MasteringDisplay:
         for name in ("red_xy", "green_xy", "blue_xy", "white_point_xy"):
             xy = getattr(self, name)
             if xy is not None and not (len(xy) == 2 and all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in xy)):
-                raise ValueError(f"{name} must be two chromaticities in [0, 1], got {xy!r}")
+                raise InvalidValueError(f"{name} must be two chromaticities in [0, 1], got {xy!r}")
         for name in ("min_luminance_nits", "max_luminance_nits"):
             nits = getattr(self, name)
             if nits is not None and not (math.isfinite(nits) and nits >= 0.0):
-                raise ValueError(f"{name} must be a finite luminance >= 0 cd/m², got {nits!r}")
+                raise InvalidValueError(f"{name} must be a finite luminance >= 0 cd/m², got {nits!r}")
 
     @classmethod
     def from_side_data(cls, payload: bytes) -> MasteringDisplay:
@@ -73,7 +91,7 @@ class MasteringDisplay:
         max_luminance, has_primaries, has_luminance.
         """
         if len(payload) < 88:
-            raise ValueError(f"mastering display side data has {len(payload)} bytes, expected at least 88")
+            raise InvalidValueError(f"mastering display side data has {len(payload)} bytes, expected at least 88")
         values = struct.unpack("<22i", payload[:88])
         rationals = [_ratio(values[2 * i], values[2 * i + 1]) for i in range(10)]
         has_primaries, has_luminance = values[20], values[21]
@@ -114,13 +132,13 @@ class ContentLightLevel:
 
     def __post_init__(self) -> None:
         if self.max_cll_nits < 0 or self.max_fall_nits < 0:
-            raise ValueError(f"MaxCLL/MaxFALL must be >= 0, got {self.max_cll_nits}/{self.max_fall_nits}")
+            raise InvalidValueError(f"MaxCLL/MaxFALL must be >= 0, got {self.max_cll_nits}/{self.max_fall_nits}")
 
     @classmethod
     def from_side_data(cls, payload: bytes) -> ContentLightLevel:
         """Parse FFmpeg's ``AVContentLightMetadata`` (two unsigned int32: MaxCLL, MaxFALL)."""
         if len(payload) < 8:
-            raise ValueError(f"content light level side data has {len(payload)} bytes, expected 8")
+            raise InvalidValueError(f"content light level side data has {len(payload)} bytes, expected 8")
         max_cll, max_fall = struct.unpack("<II", payload[:8])
         return cls(max_cll_nits=int(max_cll), max_fall_nits=int(max_fall))
 
@@ -197,22 +215,22 @@ class VideoProbe:
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
-            raise ValueError(f"width and height must be > 0, got {self.width}x{self.height}")
+            raise InvalidValueError(f"width and height must be > 0, got {self.width}x{self.height}")
         if self.bit_depth < 0:
-            raise ValueError(f"bit_depth must be >= 0, got {self.bit_depth}")
+            raise InvalidValueError(f"bit_depth must be >= 0, got {self.bit_depth}")
         if self.frame_count_from_content < 0:
-            raise ValueError(f"frame_count_from_content must be >= 0, got {self.frame_count_from_content}")
+            raise InvalidValueError(f"frame_count_from_content must be >= 0, got {self.frame_count_from_content}")
         if self.frame_count_from_header is not None and self.frame_count_from_header < 0:
-            raise ValueError(f"frame_count_from_header must be None or >= 0, got {self.frame_count_from_header}")
+            raise InvalidValueError(f"frame_count_from_header must be None or >= 0, got {self.frame_count_from_header}")
         if self.average_fps_from_header is not None and self.average_fps_from_header <= 0:
-            raise ValueError(f"average_fps_from_header must be None or > 0, got {self.average_fps_from_header}")
+            raise InvalidValueError(f"average_fps_from_header must be None or > 0, got {self.average_fps_from_header}")
         fps = self.fps_from_content
         if fps is not None and not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps_from_content must be None or a finite rate > 0, got {self.fps_from_content}")
+            raise InvalidValueError(f"fps_from_content must be None or a finite rate > 0, got {self.fps_from_content}")
         for name in ("color_trc", "color_primaries", "colorspace", "color_range"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int code point, got {value!r}")
+                raise InvalidValueError(f"{name} must be a non-negative int code point, got {value!r}")
 
     # ---- derived values -------------------------------------------------------------------------------------
 
@@ -280,7 +298,7 @@ class VideoProbe:
         side and says what the file is.
         """
         if role not in ("hdr", "sdr"):
-            raise ValueError(f"role must be 'hdr' or 'sdr', got {role!r}")
+            raise InvalidValueError(f"role must be 'hdr' or 'sdr', got {role!r}")
         if self.looks_truncated:
             return (
                 f"{role.upper()} side looks truncated: the container declares {self.frame_count_from_header} frames "

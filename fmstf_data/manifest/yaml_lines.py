@@ -2,7 +2,7 @@
 
 :class:`ManifestDocument` composes the text with ``yaml.compose`` and the safe loader only (never ``yaml.load``),
 walks the nodes (merge keys ``<<:`` included; duplicate keys refused) and records where each field
-(``pairs[2].split``) starts, so that :mod:`fmstf_data.manifest` can raise a
+(``pairs[2].split``) starts, so that :mod:`fmstf_data.manifest.load` can raise a
 :class:`~fmstf_data.errors.ManifestError` naming the file, the line and the field.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from fmstf_data.errors import ManifestError
-from fmstf_data.manifest_schema import type_name as _type_name
+from fmstf_data.manifest.schema import type_name as _type_name
 
 
 class ManifestDocument:

@@ -1,11 +1,11 @@
 """Phase 1 of the per-pair pass: decode the start of both versions, find picture areas, geometry and offset.
 
 :class:`PairAligner` decodes the start of both versions: the first ``geometry_frames`` frames give the picture areas
-and the geometry (:mod:`fmstf_data.geometry`), then the offset search (:mod:`fmstf_data.align`) compares a growing
+and the geometry (:mod:`fmstf_data.align.geometry`), then the offset search (:mod:`fmstf_data.align`) compares a growing
 prefix (``first_search_frames``, doubling up to ``max_offset_frames + search_frames``) and stops as soon as one offset
-stands out; a registration (:func:`fmstf_data.geometry.register_rects`) refines the corresponding regions when the
+stands out; a registration (:func:`fmstf_data.align.geometry.register_rects`) refines the corresponding regions when the
 offset is weak. The decoded frames are kept (:class:`_Side`) while they fit ``buffer_bytes``: then the second phase
-(:class:`fmstf_data.extract.PairExtractor`) replays them and each video is decoded exactly once. Only when the search
+(:class:`fmstf_data.extract.lockstep.PairExtractor`) replays them and each video is decoded exactly once. Only when the search
 needed more frames than fit (large offsets, 4K video) is the prefix decoded a second time. The result is an
 :class:`Alignment` record.
 """
@@ -23,19 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from fmstf_data.align import (
-    FrameMapping,
-    FrameSignature,
-    OffsetEstimate,
-    SignatureMatrix,
-    estimate_offset,
-    frame_signature,
-    thumbnail_size,
-)
+from fmstf_data.align.geometry import Geometry, PictureAreaDetector, Registration, plan_geometry, register_rects
+from fmstf_data.align.offset import FrameMapping, OffsetEstimate, estimate_offset
+from fmstf_data.align.signatures import FrameSignature, SignatureMatrix, frame_signature, thumbnail_size
 from fmstf_data.errors import AlignmentError
-from fmstf_data.extract_records import ExtractionStats, ExtractOptions
-from fmstf_data.geometry import Geometry, PictureAreaDetector, Registration, plan_geometry, register_rects
-from fmstf_data.video import DecodedFrame, iter_planes
+from fmstf_data.extract.options import ExtractionStats, ExtractOptions
+from fmstf_data.video.decode import DecodedFrame, iter_planes
 
 logger = logging.getLogger(__name__)
 
@@ -181,15 +174,15 @@ class _Side:
 
 
 class PairAligner:
-    """Aligns one pair (phase 1, :meth:`align`); :class:`fmstf_data.extract.PairExtractor` adds the lockstep pass.
+    """Aligns one pair (phase 1, :meth:`align`); :class:`fmstf_data.extract.lockstep.PairExtractor` adds the lockstep pass.
 
     Statistics accumulate in :attr:`stats`; the decoders of both versions (:class:`_Side`) stay open for phase 2.
 
     Args:
         hdr_path, sdr_path: local video files.
         pair_id, split: the pair's id (contract 1) and split (contract 4), written into every sample.
-        mapping: how the frame rates relate (:func:`fmstf_data.align.plan_frame_mapping`).
-        options: :class:`~fmstf_data.extract_records.ExtractOptions`.
+        mapping: how the frame rates relate (:func:`fmstf_data.align.offset.plan_frame_mapping`).
+        options: :class:`~fmstf_data.extract.options.ExtractOptions`.
         sample_metadata: extra JSON-ready metadata copied into every sample (colour tags, HDR10 metadata, ...).
         sdr_fill_codes: SDR (luma, chroma) black written outside the mapped picture.
     """

@@ -18,9 +18,9 @@ It is read with ``yaml.compose`` and the safe loader only (never ``yaml.load``),
 :class:`~fmstf_data.errors.ManifestError` naming the file, the 1-based line and the field (``pairs[2].split``).
 Splits are by video (contract 4): the same source in two splits is refused as a leak.
 
-The records and option rules live in :mod:`fmstf_data.manifest_schema`, the line-aware YAML reading in
-:mod:`fmstf_data.manifest_yaml`; the records and constants are re-exported here, so
-``from fmstf_data.manifest import PairSpec, SPLITS`` keeps working.
+The records and option rules live in :mod:`fmstf_data.manifest.schema`, the line-aware YAML reading in
+:mod:`fmstf_data.manifest.yaml_lines`; the records and constants are re-exported here, so
+``from fmstf_data.manifest.load import PairSpec, SPLITS`` keeps working.
 """
 
 from __future__ import annotations
@@ -33,22 +33,30 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from fmstf_data.errors import ManifestError
-from fmstf_data.manifest_schema import (DEFAULTS_KEYS, DYNAMIC_RANGE_OF_ROLE, EXCLUDED_KEYS, FORMAT_KEYS,
-                                        FORMAT_SPEC_KEYS, MANIFEST_VERSION, PAIR_ID_PATTERN, PAIR_KEYS,
-                                        PAIR_OPTION_RULES, ROLES, SOURCE_KINDS, SPLITS, TOP_KEYS, URL_SCHEMES,
-                                        VCODEC_PATTERN, YOUTUBE_HOSTS, YOUTUBE_ID_PATTERN, ExcludedSource,
-                                        FormatSpec, Kind, Manifest, OptionRule, PairSpec, Role, SourceSpec)
-from fmstf_data.manifest_schema import type_name as _type_name
-from fmstf_data.manifest_yaml import ManifestDocument
-
-__all__ = [
-    "DEFAULTS_KEYS", "DYNAMIC_RANGE_OF_ROLE", "EXCLUDED_KEYS", "FORMAT_KEYS", "FORMAT_SPEC_KEYS", "MANIFEST_VERSION",
-    "PAIR_ID_PATTERN", "PAIR_KEYS", "PAIR_OPTION_RULES", "ROLES", "SOURCE_KINDS", "SPLITS", "TOP_KEYS",
-    "URL_SCHEMES", "VCODEC_PATTERN", "YOUTUBE_HOSTS", "YOUTUBE_ID_PATTERN", "ExcludedSource", "FormatSpec", "Kind",
-    "Manifest", "OptionRule", "PairSpec", "Role", "SourceSpec",
-    "load_manifest", "parse_manifest", "parse_source", "selector_syntax_problem",
-]
+from fmstf_data.errors import InvalidValueError, ManifestError
+from fmstf_data.manifest.schema import (
+    DEFAULTS_KEYS,
+    EXCLUDED_KEYS,
+    FORMAT_SPEC_KEYS,
+    MANIFEST_VERSION,
+    PAIR_ID_PATTERN,
+    PAIR_KEYS,
+    PAIR_OPTION_RULES,
+    ROLES,
+    SPLITS,
+    TOP_KEYS,
+    URL_SCHEMES,
+    YOUTUBE_HOSTS,
+    YOUTUBE_ID_PATTERN,
+    ExcludedSource,
+    FormatSpec,
+    Kind,
+    Manifest,
+    PairSpec,
+    SourceSpec,
+)
+from fmstf_data.manifest.schema import type_name as _type_name
+from fmstf_data.manifest.yaml_lines import ManifestDocument
 
 
 def load_manifest(path: str | os.PathLike) -> Manifest:
@@ -91,23 +99,23 @@ def parse_source(text: str, *, base_dir: str | os.PathLike) -> tuple[Kind, str]:
     """
     text = text.strip()
     if not text:
-        raise ValueError("empty source")
+        raise InvalidValueError("empty source")
     if text.lower().startswith("youtube:"):
         video_id = text.split(":", 1)[1].strip()
         if not YOUTUBE_ID_PATTERN.match(video_id):
-            raise ValueError(f"{text!r}: a YouTube video ID has 11 characters [A-Za-z0-9_-]")
+            raise InvalidValueError(f"{text!r}: a YouTube video ID has 11 characters [A-Za-z0-9_-]")
         return "youtube", video_id
     parts = urllib.parse.urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme and len(scheme) > 1:  # one letter: a Windows drive, i.e. a path
         if scheme not in URL_SCHEMES:
-            raise ValueError(f"{text!r}: unsupported URL scheme {scheme!r}; use a path, an http/https/file URL "
+            raise InvalidValueError(f"{text!r}: unsupported URL scheme {scheme!r}; use a path, an http/https/file URL "
                              f"or youtube:ID")
         host = (parts.hostname or "").lower()
         if scheme in ("http", "https") and host in YOUTUBE_HOSTS:
             return "youtube", _youtube_id_from_url(text, parts, host)
         if scheme in ("http", "https") and not host:
-            raise ValueError(f"{text!r}: URL without a host")
+            raise InvalidValueError(f"{text!r}: URL without a host")
         return "url", text
     return "local", str(Path(base_dir, os.path.expanduser(text)).resolve())
 
@@ -122,7 +130,7 @@ def _youtube_id_from_url(text: str, parts: urllib.parse.SplitResult, host: str) 
     elif len(segments) >= 2 and segments[0] in ("shorts", "embed", "live", "v"):
         candidate = segments[1]
     if candidate is None or not YOUTUBE_ID_PATTERN.match(candidate):
-        raise ValueError(f"{text!r}: no YouTube video ID found (expected watch?v=ID, youtu.be/ID, /shorts/ID, "
+        raise InvalidValueError(f"{text!r}: no YouTube video ID found (expected watch?v=ID, youtu.be/ID, /shorts/ID, "
                          f"/embed/ID or /live/ID; playlists are not supported: list each video)")
     return candidate
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from fmstf_data.errors import ProbeError, SourceMismatchError
+from fmstf_data.errors import InvalidValueError, ProbeError, SourceMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +49,11 @@ class DecodedFrame:
 
     def __post_init__(self) -> None:
         if self.index < 0:
-            raise ValueError(f"frame index must be >= 0, got {self.index}")
+            raise InvalidValueError(f"frame index must be >= 0, got {self.index}")
         height, width = self.y.shape
         chroma_shape = ((height + 1) // 2, (width + 1) // 2)
         if self.cb.shape != chroma_shape or self.cr.shape != chroma_shape:
-            raise ValueError(f"chroma planes {self.cb.shape}/{self.cr.shape} do not match luma {self.y.shape} in 4:2:0")
+            raise InvalidValueError(f"chroma planes {self.cb.shape}/{self.cr.shape} do not match luma {self.y.shape} in 4:2:0")
 
     @property
     def height(self) -> int:

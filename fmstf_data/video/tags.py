@@ -2,8 +2,8 @@
 
 The values are FFmpeg's enum integers (``AVColorTransferCharacteristic``, ``AVColorPrimaries``, ``AVColorSpace``,
 ``AVColorRange``), which are the ITU-T H.273 code points; the short names are FFmpeg's ``av_color_*_name`` (as
-ffprobe prints them). :mod:`fmstf_data.video_record` classifies a probed file with them and
-:mod:`fmstf_data.probe` reads them from a file.
+ffprobe prints them). :mod:`fmstf_data.video.record` classifies a probed file with them and
+:mod:`fmstf_data.video.probe` reads them from a file.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Content is procedural and deterministic from a seed. Each frame is made in *line
   fade to black over the last frames.
 
 :class:`ClipSpec` and :class:`SceneSpec` describe a clip; :func:`iter_clip_nits` renders it frame by frame.
-Encoding the frames (HDR10 and SDR files) is :mod:`fmstf_data.synth`'s concern.
+Encoding the frames (HDR10 and SDR files) is :mod:`fmstf_data.synth.pairs`'s concern.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from fmstf_data.errors import SynthError
 
 #: BT.2020 luminance weights of linear RGB (the Y row of the BT.2020 RGB -> XYZ matrix)
 _LUMINANCE_2020 = np.array([0.2627, 0.6780, 0.0593])
@@ -67,23 +68,23 @@ class SceneSpec:
 
     def __post_init__(self) -> None:
         if self.object_count < 0 or self.highlight_count < 0:
-            raise ValueError(
+            raise SynthError(
                 f"object_count and highlight_count must be >= 0, got {self.object_count}, {self.highlight_count}"
             )
         if self.highlight_count and not self.object_count:
-            raise ValueError("highlights ride on objects: highlight_count > 0 needs object_count > 0")
+            raise SynthError("highlights ride on objects: highlight_count > 0 needs object_count > 0")
         if not 0 < self.background_min_nits < self.background_max_nits:
-            raise ValueError(
+            raise SynthError(
                 f"need 0 < background_min_nits < background_max_nits, got {self.background_min_nits}, "
                 f"{self.background_max_nits}"
             )
         if not 0 < self.highlight_min_nits <= self.highlight_max_nits <= 10000:
-            raise ValueError(
+            raise SynthError(
                 f"need 0 < highlight_min_nits <= highlight_max_nits <= 10000 cd/m², got {self.highlight_min_nits}, "
                 f"{self.highlight_max_nits}"
             )
         if self.speed_fraction_per_frame < 0:
-            raise ValueError(f"speed_fraction_per_frame must be >= 0, got {self.speed_fraction_per_frame}")
+            raise SynthError(f"speed_fraction_per_frame must be >= 0, got {self.speed_fraction_per_frame}")
 
 
 @dataclass(frozen=True)
@@ -117,31 +118,31 @@ class ClipSpec:
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.width % 2 or self.height % 2:
-            raise ValueError(f"width and height must be even and > 0 (4:2:0), got {self.width}x{self.height}")
+            raise SynthError(f"width and height must be even and > 0 (4:2:0), got {self.width}x{self.height}")
         if not isinstance(self.fps, Fraction) or self.fps <= 0:
-            raise ValueError(f"fps must be a positive Fraction, got {self.fps!r}")
+            raise SynthError(f"fps must be a positive Fraction, got {self.fps!r}")
         if self.frame_count <= 0:
-            raise ValueError(f"frame_count must be > 0, got {self.frame_count}")
+            raise SynthError(f"frame_count must be > 0, got {self.frame_count}")
         if self.shot_lengths:
             if any(length <= 0 for length in self.shot_lengths):
-                raise ValueError(f"shot lengths must be > 0, got {self.shot_lengths}")
+                raise SynthError(f"shot lengths must be > 0, got {self.shot_lengths}")
             if sum(self.shot_lengths) != self.frame_count:
-                raise ValueError(
+                raise SynthError(
                     f"shot lengths {self.shot_lengths} sum to {sum(self.shot_lengths)}, not frame_count "
                     f"{self.frame_count}"
                 )
         if not 0 <= self.fade_out_frames <= self.frame_count:
-            raise ValueError(f"fade_out_frames must be in 0..{self.frame_count}, got {self.fade_out_frames}")
+            raise SynthError(f"fade_out_frames must be in 0..{self.frame_count}, got {self.fade_out_frames}")
         if not 0 <= self.grain_fraction < 1:
-            raise ValueError(f"grain_fraction must be in [0, 1), got {self.grain_fraction}")
+            raise SynthError(f"grain_fraction must be in [0, 1), got {self.grain_fraction}")
         if self.calibration_patch_nits is not None:
             if not 0 <= self.calibration_patch_nits <= 10000:
-                raise ValueError(
+                raise SynthError(
                     f"calibration_patch_nits must be in 0..10000 cd/m², got {self.calibration_patch_nits}"
                 )
             size = self.calibration_patch_size
             if size <= 0 or size % 2 or size > min(self.width, self.height):
-                raise ValueError(f"calibration_patch_size must be even and fit the frame, got {size}")
+                raise SynthError(f"calibration_patch_size must be even and fit the frame, got {size}")
 
     @property
     def shots(self) -> tuple[int, ...]:

@@ -1,0 +1,109 @@
+"""Figures of the build report: previews and alignment plots.
+
+:func:`preview_png`: SDR | HDR (tone-mapped for an SDR screen) side by side, of one sample.
+:func:`alignment_figure_png`: a pair's mean scores against the candidate offset and its per-frame scores over time
+(matplotlib, the ``plot`` extra).
+
+
+The HDR half is converted from the stored planes with our own colour code (BT.2020 NCL, 10-bit narrow) and mapped
+for display with the BT.2390 EETF (1000 cd/m² -> 100 cd/m²), so what a person sees is what the shards hold.
+PNG encoding uses PyAV's PNG encoder (no extra dependency).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import av
+import numpy as np
+
+from fmstf_data.color import hdr_to_sdr_rgb, planes_to_rgb
+from fmstf_data.color.params import color_params
+from fmstf_data.errors import FmstfError
+from fmstf_data.store.samples import Sample
+
+#: previews are shrunk so the long side is at most this many pixels
+PREVIEW_MAX_SIDE = 960
+
+
+def sample_rgb(sample: Sample, frame: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(SDR BT.709 R'G'B', HDR PQ BT.2020 R'G'B'), each float32 [3, H, W] in [0, 1], of one frame of a sample."""
+    sdr, hdr = (
+        planes_to_rgb(*(plane[frame] for plane in getattr(sample, side)),
+                      **color_params(sample.metadata.get(side), side).to_dict())
+        for side in ("sdr", "hdr"))
+    return sdr, hdr
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an 8-bit-quantised R'G'B' picture float [3, H, W] in [0, 1]."""
+    picture = np.ascontiguousarray((np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(1, 2, 0))
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+    codec = av.CodecContext.create("png", "w")
+    codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "rgb24"
+    return b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])
+
+
+def preview_png(sample: Sample) -> bytes:
+    """SDR | HDR-for-display of the centre frame, as PNG bytes."""
+    sdr, hdr = sample_rgb(sample)
+    step = max(1, -(-max(sdr.shape[1:]) // PREVIEW_MAX_SIDE))
+    hdr_display = hdr_to_sdr_rgb(hdr[:, ::step, ::step], method="bt2390", source_max_nits=1000.0)
+    sdr_display = sdr[:, ::step, ::step]
+    gap = np.ones((3, sdr_display.shape[1], 4), dtype=np.float32)
+    return encode_png(np.concatenate([sdr_display, gap, hdr_display.astype(np.float32)], axis=2))
+
+
+def alignment_figure_png(alignment: dict[str, Any], extraction: dict[str, Any] | None, *, title: str = "") -> bytes:
+    """PNG of two panels: mean match and detail scores against the candidate offset (the chosen one marked), and
+    the per-frame scores over HDR frames (unverified frames, cuts, fades and re-synchronisations marked).
+
+    Raises:
+        FmstfError: matplotlib is not installed.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise FmstfError("plots need matplotlib: pip install 'fmstf-data[plot]'") from error
+    figure = Figure(figsize=(10, 6.5), dpi=100)
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1)
+    offsets = alignment.get("candidate_offsets") or []
+    for key, label, style in (("candidate_detail_scores", "mean detail score", "-"),
+                              ("candidate_scores", "mean match score", "--")):
+        values = [math.nan if v is None else v for v in alignment.get(key) or []]
+        if values:
+            top.plot(offsets, values, style, label=label)
+    if "offset_frames" in alignment:
+        top.axvline(alignment["offset_frames"], color="red", linewidth=0.8,
+                    label=f"offset {alignment['offset_frames']:+d}")
+    top.set_xlabel("offset (HDR frame shown by SDR frame 0)")
+    top.set_ylabel("score")
+    top.set_title(f"{title} offset search" + (" (refused)" if alignment.get("refusal") else ""))
+    top.legend(loc="lower right", fontsize=8)
+    if extraction:
+        frames = extraction["frame_hdr_indices"]
+        bottom.plot(frames, extraction["frame_scores"], label="match score", linewidth=1)
+        bottom.plot(frames, extraction["frame_detail_scores"], label="detail score", linewidth=1)
+        bad = [(f, s) for f, s, status in zip(frames, extraction["frame_scores"], extraction["frame_status"])
+               if status not in "vt"]
+        if bad:
+            bottom.plot([f for f, _ in bad], [s for _, s in bad], "rx", markersize=4, label="not verified")
+        for position, frame in enumerate(extraction["transition_hdr_frames"]):
+            bottom.axvspan(frame - 0.5, frame + 0.5, color="orange", alpha=0.25, linewidth=0,
+                           label="fade / dissolve" if position == 0 else None)
+        for position, frame in enumerate(extraction["cut_hdr_frames"]):
+            bottom.axvline(frame - 0.5, color="black", linewidth=0.8, label="cut" if position == 0 else None)
+        for position, (frame, _) in enumerate(extraction["offset_changes"]):
+            bottom.axvline(frame, color="purple", linestyle=":", label="offset change" if position == 0 else None)
+        bottom.legend(loc="lower right", fontsize=8)
+    bottom.set_xlabel("HDR frame")
+    bottom.set_ylabel("score of the frame pair")
+    bottom.set_ylim(-0.1, 1.05)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
