@@ -16,9 +16,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from fmstf_data.align.offset import plan_frame_mapping, video_fps
 from fmstf_data.extract.lockstep import PairExtractor
-from fmstf_data.extract.options import DEFAULT_MAX_OFFSET_SECONDS, DEFAULT_SEARCH_SECONDS, ExtractOptions
+from fmstf_data.extract.options import (
+    DEFAULT_MAX_OFFSET_SECONDS,
+    DEFAULT_SEARCH_SECONDS,
+    FRAMES_SCHEMA,
+    ExtractOptions,
+)
 from pipelines.figures import alignment_figure_png
 
 #: the extraction's own defaults, which the command's options start from
@@ -58,9 +65,11 @@ def analyse_pair(hdr: str | Path, sdr: str | Path, options: ExtractOptions | Non
                                                       search_seconds=search_seconds)
     extractor = PairExtractor(hdr, sdr, pair_id="align", split="none", mapping=mapping, options=options)
     alignment = extractor.align()
-    record: dict[str, Any] = {"hdr": str(hdr), "sdr": str(sdr), "alignment": alignment.to_dict(), "extraction": None}
+    record: dict[str, Any] = {"hdr": str(hdr), "sdr": str(sdr), "alignment": alignment.to_dict(), "extraction": None,
+                              "frames": None}
     if alignment.refusal is None:
-        record["extraction"] = extractor.run().to_dict()
+        stats = extractor.run()
+        record["extraction"], record["frames"] = stats.to_dict(), stats.frames_table().to_pydict()
     return record
 
 
@@ -89,13 +98,13 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     summary = extraction["score_summary"]
     unverified = ", ".join(f"{reason}: {count}" for reason, count in extraction["unverified"].items()) or "none"
     lines += [
-        f"frames    {len(extraction['frame_hdr_indices'])} HDR frames, {paired} paired, {verified} verified "
+        f"frames    {extraction['decided_frames']} HDR frames, {paired} paired, {verified} verified "
         f"({100 * verified / max(paired, 1):.1f}%); not verified: {unverified}",
         f"scores    match min {summary['min']:.3f}, median {summary['median']:.3f}, mean {summary['mean']:.3f}",
         f"drift     {len(extraction['offset_changes'])} offset change(s) followed"
         + "".join(f"; at HDR frame {frame}: offset {offset:+d}" for frame, offset in extraction["offset_changes"][:8]),
         f"shots     {len(extraction['cut_hdr_frames'])} cut(s) at HDR frames {extraction['cut_hdr_frames'][:20]}; "
-        f"{len(extraction['transition_hdr_frames'])} frame(s) in fades or dissolves",
+        f"{extraction['transition_frames']} frame(s) in fades or dissolves",
         f"triplets  {extraction['kept_centres']} centres kept; refused: "
         + (", ".join(f"{reason}: {count}" for reason, count in extraction["rejected"].items()) or "none"),
         f"cost      alignment {extraction['align_seconds']:.2f} s + re-decoding {extraction['redecode_seconds']:.2f} s"
@@ -115,7 +124,8 @@ def run_align_command(args: argparse.Namespace) -> int:
     record = analyse_pair(args.hdr, args.sdr, options, max_offset_seconds=args.max_offset_seconds,
                           search_seconds=args.search_seconds)
     if args.plot:
-        png = alignment_figure_png(record["alignment"], record["extraction"], title=Path(args.hdr).name)
+        frames = None if record["frames"] is None else pa.Table.from_pydict(record["frames"], schema=FRAMES_SCHEMA)
+        png = alignment_figure_png(record["alignment"], record["extraction"], frames, title=Path(args.hdr).name)
         Path(args.plot).write_bytes(png)
     if args.json:
         print(json.dumps(record, indent=1, default=str))

@@ -5,9 +5,11 @@ Ray task (:func:`pipelines.pair_task.process_pair`: fetch, probe, align, extract
 in flight -> collect one record per pair -> write the index (``index/samples.parquet``, ``index/pairs.parquet``)
 and the report.
 
-Ray: by default a private local instance sized to ``workers`` is started and stopped; ``--ray-address`` or
-``RAY_ADDRESS`` joins an existing cluster instead (every node needs fmstf-data installed, and ``out`` must be
-a location every node can write: a shared disk or an object store).
+Ray (:mod:`pipelines.cluster`): by default a private local instance on a loopback address is started and stopped;
+``--ray-address`` or ``RAY_ADDRESS`` joins an existing cluster instead (every node needs fmstf-data installed, and
+``out`` must be a location every node can write: a shared disk or an object store; this is checked from every node
+before any pair runs). The driver holds one summary per pair, never per-frame or per-sample lists; the sample index
+is streamed pair by pair (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -27,60 +31,24 @@ from fmstf_data.errors import ManifestError
 from fmstf_data.manifest.load import load_manifest
 from fmstf_data.manifest.schema import Manifest, PairSpec
 from fmstf_data.store.storage import Storage, open_storage
+from pipelines.cluster import check_out_reachable, start_ray, task_resources
 from pipelines.options import BuildOptions, OptionsError, PairOptions, fingerprint
-from pipelines.pair_task import (
+from pipelines.pair_task import options_payload, process_pair
+from pipelines.records import (
+    PAIR_INDEX_SCHEMA,
     SAMPLE_INDEX_SCHEMA,
-    options_payload,
+    pair_row,
     parquet_bytes,
-    process_pair,
     record_path,
     samples_path,
+    summarize_record,
 )
 from pipelines.report import write_report
 
 logger = logging.getLogger(__name__)
 
-PAIR_INDEX_SCHEMA = pa.schema([
-    ("pair_id", pa.string()),
-    ("split", pa.string()),
-    ("status", pa.string()),
-    ("reason", pa.string()),
-    ("samples", pa.int64()),
-    ("shards", pa.list_(pa.string())),
-    ("bytes", pa.int64()),
-    ("hdr_source", pa.string()),
-    ("sdr_source", pa.string()),
-    ("hdr_sha256", pa.string()),
-    ("sdr_sha256", pa.string()),
-    ("hdr_verdict", pa.string()),
-    ("sdr_verdict", pa.string()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("fps", pa.float64()),
-    ("offset_frames", pa.int32()),
-    ("offset_score", pa.float64()),
-    ("offset_confidence", pa.float64()),
-    ("geometry", pa.string()),
-    ("scale_x", pa.float64()),
-    ("scale_y", pa.float64()),
-    ("frame_score_min", pa.float64()),
-    ("frame_score_median", pa.float64()),
-    ("low_score_frames", pa.int64()),
-    ("cut_hdr_frames", pa.list_(pa.int32())),
-    ("offset_detail_score", pa.float64()),
-    ("hdr_step", pa.int32()),
-    ("hdr_picture", pa.list_(pa.int32())),
-    ("sdr_picture", pa.list_(pa.int32())),
-    ("hdr_rect", pa.list_(pa.int32())),
-    ("sdr_rect", pa.list_(pa.int32())),
-    ("resampling_filter", pa.string()),
-    ("paired_frames", pa.int64()),
-    ("verified_frames", pa.int64()),
-    ("transition_frames", pa.int64()),
-    ("resync_hdr_frames", pa.list_(pa.int32())),
-    ("resync_offsets", pa.list_(pa.int32())),
-])
-
+#: concurrent resume checks (existence checks and record reads: I/O-bound, most useful on object stores)
+RESUME_CHECK_THREADS = 16
 
 @dataclass(frozen=True)
 class PlannedPair:
@@ -128,7 +96,7 @@ def plan_pairs(manifest: Manifest, build: BuildOptions) -> list[PlannedPair]:
 
 
 def completed_record(storage: Storage, planned: PlannedPair) -> dict[str, Any] | None:
-    """The pair's record when it is complete for this fingerprint and all its files are in place."""
+    """The summary of the pair's record when it is complete for this fingerprint and all its files are in place."""
     if not storage.exists(record_path(planned.spec.id)):
         return None
     try:
@@ -141,38 +109,32 @@ def completed_record(storage: Storage, planned: PlannedPair) -> dict[str, Any] |
     if not storage.exists(samples_path(planned.spec.id)) or not all(storage.exists(s) for s in record["shards"]):
         logger.warning("%s: record present but files missing, rebuilding the pair", planned.spec.id)
         return None
-    return record
-
-
-def _start_ray(build: BuildOptions) -> bool:
-    """Connect to Ray; returns True when this call started it (and so must shut it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = build.ray_address or os.environ.get("RAY_ADDRESS")
-    if address:
-        logger.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
-    else:
-        ray.init(num_cpus=build.workers, include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=True, configure_logging=True)
-    return True
+    return summarize_record(record)
 
 
 def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
                   on_record: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
-    """Process ``todo`` as Ray tasks, at most ``build.workers`` in flight; records in completion order."""
+    """Process ``todo`` as Ray tasks (:mod:`pipelines.cluster` sizes them), at most as many in flight as the
+    cluster can run; records (summaries) in completion order.
+
+    Raises:
+        OptionsError: no node can run a task as declared.
+        StorageError: a worker cannot reach or write ``build.out``.
+    """
     import ray
 
-    started = _start_ray(build)
+    started = start_ray(build)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=1)(process_pair)
+        joined = not started or bool(build.ray_address or os.environ.get("RAY_ADDRESS"))
+        resources = task_resources(build, joined=joined)
+        check_out_reachable(build, resources)
+        logger.info("%d pair task(s) at a time, %d CPU(s) each", resources.workers, resources.num_cpus)
+        remote = ray.remote(process_pair).options(**resources.remote_options(build.max_retries))
         pending: dict[Any, PlannedPair] = {}
         queue = list(todo)
         records = []
         while queue or pending:
-            while queue and len(pending) < build.workers:
+            while queue and len(pending) < resources.workers:
                 planned = queue.pop(0)
                 pending[remote.remote(planned.spec, build, planned.options, planned.fingerprint)] = planned
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -192,53 +154,47 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
             ray.shutdown()
 
 
-def _pair_row(record: dict[str, Any]) -> dict[str, Any]:
-    alignment = record.get("alignment", {})
-    extraction = record.get("extraction", {})
-    hdr, sdr = record.get("hdr", {}), record.get("sdr", {})
-    hdr_probe = hdr.get("probe", {})
-    summary = extraction.get("score_summary", {})
-    details = alignment.get("geometry_details", {})
-    return {
-        "pair_id": record["pair_id"], "split": record["split"], "status": record["status"],
-        "reason": record.get("reason", ""), "samples": record.get("samples", 0), "shards": record.get("shards", []),
-        "bytes": record.get("bytes", 0), "hdr_source": hdr.get("source"), "sdr_source": sdr.get("source"),
-        "hdr_sha256": hdr.get("sha256"), "sdr_sha256": sdr.get("sha256"),
-        "hdr_verdict": hdr_probe.get("verdict"), "sdr_verdict": sdr.get("probe", {}).get("verdict"),
-        "width": hdr_probe.get("width"), "height": hdr_probe.get("height"),
-        "fps": hdr_probe.get("fps_from_content"),
-        "offset_frames": alignment.get("offset_frames"), "offset_score": alignment.get("score"),
-        "offset_confidence": alignment.get("confidence"), "geometry": alignment.get("geometry"),
-        "scale_x": alignment.get("scale_x"), "scale_y": alignment.get("scale_y"),
-        "frame_score_min": summary.get("min"), "frame_score_median": summary.get("median"),
-        "low_score_frames": extraction.get("low_score_frames"), "cut_hdr_frames": extraction.get("cut_hdr_frames"),
-        "offset_detail_score": alignment.get("detail_score"), "hdr_step": alignment.get("hdr_step"),
-        "hdr_picture": details.get("hdr_picture"), "sdr_picture": details.get("sdr_picture"),
-        "hdr_rect": details.get("hdr_rect"), "sdr_rect": details.get("sdr_rect"),
-        "resampling_filter": details.get("resampling_filter"), "paired_frames": extraction.get("paired_frames"),
-        "verified_frames": extraction.get("verified_frames"),
-        "transition_frames": None if "transition_hdr_frames" not in extraction
-        else len(extraction["transition_hdr_frames"]),
-        "resync_hdr_frames": None if "offset_changes" not in extraction
-        else [frame for frame, _ in extraction["offset_changes"]],
-        "resync_offsets": None if "offset_changes" not in extraction
-        else [offset for _, offset in extraction["offset_changes"]],
-    }
+def write_index(storage: Storage, records: list[dict[str, Any]]) -> int:
+    """``index/samples.parquet`` (ok pairs, sorted by split, pair, centre) and ``index/pairs.parquet``; returns the
+    number of samples.
 
-
-def write_index(storage: Storage, records: list[dict[str, Any]]) -> pa.Table:
-    """``index/samples.parquet`` (ok pairs, sorted by split, pair, centre) and ``index/pairs.parquet``."""
-    tables = [
-        pq.read_table(pa.BufferReader(storage.read_bytes(samples_path(record["pair_id"]))))
-        for record in sorted(records, key=lambda r: r["pair_id"]) if record["status"] == "ok"
-    ]
-    samples = pa.concat_tables(tables).cast(SAMPLE_INDEX_SCHEMA) if tables else SAMPLE_INDEX_SCHEMA.empty_table()
-    samples = samples.sort_by([("split", "ascending"), ("pair_id", "ascending"), ("centre_frame", "ascending")])
-    pairs = pa.Table.from_pylist(sorted((_pair_row(r) for r in records), key=lambda row: row["pair_id"]),
+    The sample index is streamed: one pair's table at a time is read and appended as row groups, so the driver
+    never holds more than one pair's rows whatever the size of the build.
+    """
+    ok = sorted((record for record in records if record["status"] == "ok"),
+                key=lambda record: (record["split"], record["pair_id"]))
+    temporary = f"index/.samples.parquet.{uuid.uuid4().hex}.partial"
+    count = 0
+    with storage.open_output(temporary) as stream, \
+            pq.ParquetWriter(stream, SAMPLE_INDEX_SCHEMA, compression="zstd", use_dictionary=True) as writer:
+        for record in ok:
+            table = pq.read_table(pa.BufferReader(storage.read_bytes(samples_path(record["pair_id"]))))
+            table = table.cast(SAMPLE_INDEX_SCHEMA).sort_by([("centre_frame", "ascending")])
+            writer.write_table(table)
+            count += table.num_rows
+    storage.move(temporary, "index/samples.parquet")
+    pairs = pa.Table.from_pylist(sorted((pair_row(r) for r in records), key=lambda row: row["pair_id"]),
                                  schema=PAIR_INDEX_SCHEMA)
-    storage.write_bytes_atomic("index/samples.parquet", parquet_bytes(samples))
     storage.write_bytes_atomic("index/pairs.parquet", parquet_bytes(pairs))
-    return samples
+    return count
+
+
+def completed_records(storage: Storage, planned: list[PlannedPair], threads: int = RESUME_CHECK_THREADS
+                      ) -> list[dict[str, Any] | None]:
+    """:func:`completed_record` of every planned pair, checked concurrently (each check is a few small reads and
+    existence checks of the pair's own files: on an object store, round trips that overlap)."""
+    if len(planned) <= 1:
+        return [completed_record(storage, pair) for pair in planned]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="resume-check") as pool:
+        return list(pool.map(lambda pair: completed_record(storage, pair), planned))
+
+
+def with_absolute_paths(build: BuildOptions) -> BuildOptions:
+    """``out`` and ``cache_dir`` made absolute on the driver when they are local paths: a worker's working directory
+    is not the driver's."""
+    out = build.out if "://" in build.out else os.path.abspath(build.out)
+    cache_dir = build.cache_dir if "://" in build.cache_dir else os.path.abspath(build.cache_dir)
+    return replace(build, out=out, cache_dir=cache_dir)
 
 
 def run_build(build: BuildOptions, *, on_record: Callable[[dict[str, Any]], None] | None = None) -> BuildResult:
@@ -253,6 +209,7 @@ def run_build(build: BuildOptions, *, on_record: Callable[[dict[str, Any]], None
         OptionsError: an option is invalid.
     """
     started = time.perf_counter()
+    build = with_absolute_paths(build)
     manifest = load_manifest(build.manifest_path)
     planned = plan_pairs(manifest, build)
     storage = open_storage(build.out)
@@ -262,8 +219,8 @@ def run_build(build: BuildOptions, *, on_record: Callable[[dict[str, Any]], None
     records: dict[str, dict[str, Any]] = {}
     todo = []
     skipped = []
-    for pair in planned:
-        record = None if build.force else completed_record(storage, pair)
+    complete = [None] * len(planned) if build.force else completed_records(storage, planned)
+    for pair, record in zip(planned, complete):
         if record is not None:
             records[pair.spec.id] = record
             skipped.append(pair.spec.id)
@@ -278,9 +235,9 @@ def run_build(build: BuildOptions, *, on_record: Callable[[dict[str, Any]], None
         for record in _run_with_ray(todo, build, callback):
             records[record["pair_id"]] = record
     ordered = [records[pair.spec.id] for pair in planned]
-    samples = write_index(storage, ordered)
+    write_index(storage, ordered)
     seconds = time.perf_counter() - started
-    report = write_report(storage, manifest, build, ordered, samples, skipped=skipped, seconds=seconds)
+    report = write_report(storage, manifest, build, ordered, skipped=skipped, seconds=seconds)
     return BuildResult(manifest=manifest, records=ordered, skipped=skipped, seconds=seconds, report=report)
 
 

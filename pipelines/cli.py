@@ -39,7 +39,15 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output directory or URI (s3://bucket/prefix, gs://..., hdfs://...)")
     parser.add_argument("--cache", default=None, help="where downloads are kept (default: $FMSTF_CACHE or "
                                                       "~/.cache/fmstf-data)")
-    parser.add_argument("--workers", type=int, default=None, help="pairs processed at once (default: CPU count)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="pairs processed at once (default: as many as the cluster's CPUs allow)")
+    parser.add_argument("--cpus-per-task", type=int, default=None,
+                        help="CPUs each pair's task declares and uses for its decoder and zstd threads (default 1)")
+    parser.add_argument("--memory-per-task", type=parse_size, default=None, metavar="SIZE",
+                        help="memory each task declares to Ray, e.g. 2G or 1500M (default: none declared; a 2160p "
+                             "pair needs about 2G)")
+    parser.add_argument("--max-retries", type=int, default=None,
+                        help="reruns of a task whose worker died, e.g. a lost node (default 1)")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else a "
                                                             "private local Ray instance)")
     parser.add_argument("--stride", type=int, default=None, help="frames between kept triplet centres (default 8; "
@@ -128,6 +136,21 @@ def _fetch_options(args: argparse.Namespace) -> dict[str, Any]:
     return fetch
 
 
+def parse_size(text: str) -> int:
+    """Bytes of a size such as ``2G``, ``1500M``, ``512k`` or ``1048576`` (binary units: G = 2**30)."""
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    number, unit = text.strip().rstrip("bB").rstrip("iI"), ""
+    if number and number[-1].lower() in units:
+        number, unit = number[:-1], number[-1].lower()
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 2G, 1500M)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a size must be positive, got {text!r}")
+    return int(value)
+
+
 def _build_options(args: argparse.Namespace):
     from pipelines.options import BuildOptions, PairOptions
 
@@ -138,8 +161,10 @@ def _build_options(args: argparse.Namespace):
         "ray_address": args.ray_address, "pair_options": pair_options, "only_pairs": tuple(args.only),
         "force": args.force, "previews": not args.no_previews, "fetch": fetch,
     }
-    if args.workers is not None:
-        values["workers"] = args.workers
+    for name, value in (("workers", args.workers), ("cpus_per_task", args.cpus_per_task),
+                        ("memory_per_task_bytes", args.memory_per_task), ("max_retries", args.max_retries)):
+        if value is not None:
+            values[name] = value
     if args.max_shard_mb is not None:
         values["max_shard_bytes"] = int(args.max_shard_mb * 1e6)
     return BuildOptions(**values)

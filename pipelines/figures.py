@@ -18,10 +18,12 @@ from typing import Any
 
 import av
 import numpy as np
+import pyarrow as pa
 
 from fmstf_data.color import hdr_to_sdr_rgb, planes_to_rgb
 from fmstf_data.color.params import color_params
 from fmstf_data.errors import FmstfError
+from fmstf_data.extract.options import STATUS_NAMES
 from fmstf_data.store.samples import Sample
 
 #: previews are shrunk so the long side is at most this many pixels
@@ -56,9 +58,11 @@ def preview_png(sample: Sample) -> bytes:
     return encode_png(np.concatenate([sdr_display, gap, hdr_display.astype(np.float32)], axis=2))
 
 
-def alignment_figure_png(alignment: dict[str, Any], extraction: dict[str, Any] | None, *, title: str = "") -> bytes:
+def alignment_figure_png(alignment: dict[str, Any], extraction: dict[str, Any] | None,
+                         frames: pa.Table | None = None, *, title: str = "") -> bytes:
     """PNG of two panels: mean match and detail scores against the candidate offset (the chosen one marked), and
-    the per-frame scores over HDR frames (unverified frames, cuts, fades and re-synchronisations marked).
+    the per-frame scores over HDR frames (``frames``: :data:`fmstf_data.extract.FRAMES_SCHEMA`; unverified frames,
+    cuts, fades and re-synchronisations marked).
 
     Raises:
         FmstfError: matplotlib is not installed.
@@ -84,15 +88,16 @@ def alignment_figure_png(alignment: dict[str, Any], extraction: dict[str, Any] |
     top.set_ylabel("score")
     top.set_title(f"{title} offset search" + (" (refused)" if alignment.get("refusal") else ""))
     top.legend(loc="lower right", fontsize=8)
-    if extraction:
-        frames = extraction["frame_hdr_indices"]
-        bottom.plot(frames, extraction["frame_scores"], label="match score", linewidth=1)
-        bottom.plot(frames, extraction["frame_detail_scores"], label="detail score", linewidth=1)
-        bad = [(f, s) for f, s, status in zip(frames, extraction["frame_scores"], extraction["frame_status"])
-               if status not in "vt"]
+    if extraction and frames is not None and frames.num_rows:
+        columns = frames.to_pydict()
+        hdr_frames, scores, statuses = columns["hdr_frame"], columns["match_score"], columns["status"]
+        bottom.plot(hdr_frames, scores, label="match score", linewidth=1)
+        bottom.plot(hdr_frames, columns["detail_score"], label="detail score", linewidth=1)
+        bad = [(f, s) for f, s, status in zip(hdr_frames, scores, statuses) if not status.startswith("verified")]
         if bad:
             bottom.plot([f for f, _ in bad], [s for _, s in bad], "rx", markersize=4, label="not verified")
-        for position, frame in enumerate(extraction["transition_hdr_frames"]):
+        in_transition = [f for f, status in zip(hdr_frames, statuses) if status == STATUS_NAMES["t"]]
+        for position, frame in enumerate(in_transition):
             bottom.axvspan(frame - 0.5, frame + 0.5, color="orange", alpha=0.25, linewidth=0,
                            label="fade / dissolve" if position == 0 else None)
         for position, frame in enumerate(extraction["cut_hdr_frames"]):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,8 +77,14 @@ class BuildOptions:
         manifest_path: the manifest file.
         out: output location: a local directory or a ``pyarrow.fs`` URI (s3://bucket/prefix, ...).
         cache_dir: where fetched sources are kept (local).
-        workers: at most this many pairs in flight (and the CPUs of a private Ray instance).
+        workers: at most this many pairs in flight; None: as many as the cluster's CPUs allow
+            (CPUs // ``cpus_per_task``; a private instance gets this machine's CPUs).
         ray_address: join this Ray cluster ("auto", "ray://host:10001", ...); None starts a private local one.
+        cpus_per_task: CPUs each pair's task declares to Ray and really uses: the FFmpeg threads of each decoder
+            and the zstd threads are sized from it.
+        memory_per_task_bytes: memory each task declares to Ray (None: none declared); a task at 2160p peaks near
+            2 GB (docs/benchmarks.md).
+        max_retries: how often Ray reruns a task whose worker died (a killed node, an OOM kill).
         pair_options: defaults for every pair (the manifest may override them).
         max_shard_bytes: shards are closed before they pass this size.
         only_pairs: build just these pair ids (empty: all).
@@ -91,8 +96,11 @@ class BuildOptions:
     manifest_path: str
     out: str
     cache_dir: str
-    workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    workers: int | None = None
     ray_address: str | None = None
+    cpus_per_task: int = 1
+    memory_per_task_bytes: int | None = None
+    max_retries: int = 1
     pair_options: PairOptions = field(default_factory=PairOptions)
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     only_pairs: tuple[str, ...] = ()
@@ -101,8 +109,14 @@ class BuildOptions:
     fetch: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise OptionsError(f"workers must be >= 1, got {self.workers}")
+        if self.cpus_per_task < 1:
+            raise OptionsError(f"cpus_per_task must be >= 1, got {self.cpus_per_task}")
+        if self.memory_per_task_bytes is not None and self.memory_per_task_bytes < 1 << 20:
+            raise OptionsError(f"memory_per_task must be at least 1 MB, got {self.memory_per_task_bytes} bytes")
+        if self.max_retries < 0:
+            raise OptionsError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.max_shard_bytes < 1 << 16:
             raise OptionsError(f"max_shard_bytes must be at least 65536, got {self.max_shard_bytes}")
 

@@ -4,25 +4,29 @@ Every pair ends with a record (contract 6): ``status`` is ``ok`` or the stage th
 ``align``, ``extract``), and ``reason`` says why in words a person can act on. A failure never escapes this
 function, so one bad pair cannot stop the build.
 
-Crash safety: shards are staged under ``.staging/{pair_id}/`` and moved into place only when the pair is complete;
-the per-pair sample index is moved into place next, and the record ``pairs/{pair_id}.json`` is written last: a pair
-counts as done only when its record exists and matches the pair's fingerprint.
+Crash safety: shards are staged under ``.staging/{pair_id}/{attempt}/`` (each attempt its own: a worker that
+outlived its node and a retry never share files) and moved into place only when the pair is complete; the per-pair
+sample index is moved into place next, and the record ``pairs/{pair_id}.json`` is written last: a pair counts as
+done only when its record exists and matches the pair's fingerprint. A failing attempt removes only its own staging,
+and takes down published outputs only when they came from other options (a different fingerprint): what another
+attempt of the same build published stays.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
+import posixpath
 import re
+import socket
 import time
 import traceback
+import uuid
 from dataclasses import asdict
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fmstf_data.align.offset import plan_frame_mapping
 from fmstf_data.errors import AlignmentError, FmstfError, SourceMismatchError
@@ -37,43 +41,33 @@ from fmstf_data.video.probe import probe_video
 from fmstf_data.video.record import VideoProbe
 from pipelines.figures import alignment_figure_png, preview_png
 from pipelines.options import BuildOptions, PairOptions
+from pipelines.records import (
+    SAMPLE_INDEX_SCHEMA,
+    frames_path,
+    parquet_bytes,
+    record_path,
+    samples_path,
+    summarize_record,
+)
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_INDEX_SCHEMA = pa.schema([
-    ("key", pa.string()),
-    ("pair_id", pa.string()),
-    ("split", pa.string()),
-    ("shard", pa.string()),
-    ("hdr_frames", pa.list_(pa.int32())),
-    ("sdr_frames", pa.list_(pa.int32())),
-    ("shot", pa.int32()),
-    ("centre_frame", pa.int32()),
-    ("centre_pts_seconds", pa.float64()),
-    ("match_score_min", pa.float64()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("sample_bytes", pa.int64()),
-])
+def staging_dir(pair_id: str, attempt: str) -> str:
+    return f".staging/{pair_id}/{attempt}"
 
 
-def record_path(pair_id: str) -> str:
-    return f"pairs/{pair_id}.json"
+def attempt_identity() -> dict[str, Any]:
+    """Who runs this attempt: a fresh id, the host, the process and (under Ray) the node and task."""
+    identity: dict[str, Any] = {"id": uuid.uuid4().hex[:16], "host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        import ray
 
-
-def samples_path(pair_id: str) -> str:
-    return f"pairs/{pair_id}.samples.parquet"
-
-
-def staging_dir(pair_id: str) -> str:
-    return f".staging/{pair_id}"
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """Deterministic parquet bytes of ``table`` (zstd, no pandas metadata)."""
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", use_dictionary=True, write_statistics=True)
-    return sink.getvalue()
+        if ray.is_initialized():
+            context = ray.get_runtime_context()
+            identity.update(node=context.get_node_id(), task=context.get_task_id())
+    except Exception as error:  # noqa: BLE001 - identity is diagnostic: never fail a pair over it
+        identity["node"] = f"unknown ({type(error).__name__})"
+    return identity
 
 
 def fps_of(probe: VideoProbe) -> float:
@@ -99,8 +93,16 @@ def sample_tags(probe: VideoProbe) -> dict[str, Any]:
 
 
 def _published_shards(storage: Storage, pair_id: str) -> list[str]:
+    """The shards an earlier build of this pair published, as its record names them (nothing is listed: the
+    pair's own record is the only place this looks, so the cost does not grow with the build)."""
+    try:
+        previous = json.loads(storage.read_bytes(record_path(pair_id)))
+    except (FmstfError, json.JSONDecodeError, UnicodeDecodeError):
+        return []
     pattern = re.compile(rf"^shards/[^/]+/{re.escape(pair_id)}-[0-9]{{6}}\.tar$")
-    return [name for name in storage.list_files("shards", ".tar") if pattern.match(name)]
+    shards = previous.get("shards") if isinstance(previous, dict) else None
+    return [name for name in shards if isinstance(name, str) and pattern.match(name)] if isinstance(shards, list) \
+        else []
 
 
 class _Stage:
@@ -118,14 +120,17 @@ class _Stage:
 
 
 def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions, fingerprint: str) -> dict[str, Any]:
-    """Run one pair end to end; never raises for a bad pair. Returns its record (JSON-ready)."""
+    """Run one pair end to end; never raises for a bad pair. Writes its record (``pairs/{pair_id}.json`` when it
+    succeeds) and returns the record's summary (:func:`pipelines.records.summarize_record`, JSON-ready)."""
     storage = open_storage(build.out)
     record: dict[str, Any] = {"pair_id": pair.id, "split": pair.split, "fingerprint": fingerprint,
                               "status": "running", "reason": "", "samples": 0, "shards": [], "bytes": 0}
     stage = _Stage()
     writer: ShardWriter | None = None
+    attempt = attempt_identity()
+    record["attempt"] = attempt
+    staging = staging_dir(pair.id, attempt["id"])
     try:
-        storage.delete(staging_dir(pair.id))
         fetch_options = FetchOptions(**build.fetch)
         sides = {}
         for role, spec in (("hdr", pair.hdr), ("sdr", pair.sdr)):
@@ -154,7 +159,7 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
             options=ExtractOptions(
                 stride_frames=pair_options.stride_frames, min_match_score=pair_options.min_match_score,
                 cut_score=pair_options.cut_score, start_frame=start_frame, end_frame=end_frame,
-                min_pair_score=pair_options.min_pair_score,
+                min_pair_score=pair_options.min_pair_score, decoder_threads=build.cpus_per_task,
             ).for_rates(hdr_fps, sdr_fps, max_offset_seconds=pair_options.max_offset_seconds,
                         search_seconds=pair_options.search_seconds),
             sample_metadata={"hdr": sample_tags(probes["hdr"]), "sdr": sample_tags(probes["sdr"])},
@@ -166,13 +171,13 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
             raise AlignmentError(alignment.refusal)
 
         stage.enter("extract")
-        writer = ShardWriter(storage, f"shards/{pair.split}/{pair.id}", staging_dir(pair.id),
+        writer = ShardWriter(storage, f"shards/{pair.split}/{pair.id}", staging,
                              max_shard_bytes=build.max_shard_bytes)
         rows: list[dict[str, Any]] = []
         middle_frame = probes["hdr"].frame_count_from_content // 2
         preview_sample, preview_distance = None, None
         for sample in extractor.samples():
-            members = encode_sample(sample, zstd_level=pair_options.zstd_level)
+            members = encode_sample(sample, zstd_level=pair_options.zstd_level, threads=build.cpus_per_task)
             shard = writer.write(sample.key, members)
             meta = sample.metadata
             rows.append({
@@ -187,7 +192,10 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
                 preview_sample, preview_distance = sample, distance
         stats = extractor.stats
         record["extraction"] = stats.to_dict()
-        _alignment_plot(storage, build, pair.id, record)
+        frames = stats.frames_table()
+        storage.write_bytes_atomic(frames_path(pair.id), parquet_bytes(frames))
+        record["frames"] = frames_path(pair.id)
+        _alignment_plot(storage, build, pair.id, record, frames)
         if not rows:
             rejected = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.rejected.items()))
             raise AlignmentError(f"no usable triplet in {stats.paired_frames} paired frames, "
@@ -207,25 +215,26 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
                       bytes=sum(shard.size_bytes for shard in shards))
         stage.enter("done")
         record["seconds"] = stage.seconds
-        storage.delete(staging_dir(pair.id))
+        _drop_staging(storage, staging)
         storage.write_bytes_atomic(record_path(pair.id), json.dumps(record, indent=1, sort_keys=True).encode())
         logger.info("%s: ok, %d samples in %d shards", pair.id, len(rows), len(shards))
     except FmstfError as error:
-        _fail(record, stage, str(error), writer, storage, pair.id)
+        _fail(record, stage, str(error), writer, storage, staging)
     except Exception as error:  # noqa: BLE001 - a bug in one pair must not stop the build; it is reported
         logger.error("%s: internal error in stage %s\n%s", pair.id, stage.name, traceback.format_exc())
         _fail(record, stage, f"internal error ({type(error).__name__}: {error}); please report it with the "
-                             f"build report", writer, storage, pair.id)
-    return record
+                             f"build report", writer, storage, staging)
+    return summarize_record(record)
 
 
-def _alignment_plot(storage: Storage, build: BuildOptions, pair_id: str, record: dict[str, Any]) -> None:
+def _alignment_plot(storage: Storage, build: BuildOptions, pair_id: str, record: dict[str, Any],
+                    frames: pa.Table | None = None) -> None:
     """``report/alignment/{pair_id}.png``: score against offset and per-frame scores (with previews only; a
     missing matplotlib is logged, never fatal)."""
     if not build.previews:
         return
     try:
-        png = alignment_figure_png(record.get("alignment", {}), record.get("extraction"), title=pair_id)
+        png = alignment_figure_png(record.get("alignment", {}), record.get("extraction"), frames, title=pair_id)
     except FmstfError as error:
         logger.warning("%s: no alignment plot: %s", pair_id, error)
         return
@@ -238,17 +247,34 @@ def spec_name(pair: PairSpec, role: str) -> str:
     return str(spec.location)
 
 
+def _drop_staging(storage: Storage, staging: str) -> None:
+    """Remove this attempt's staging, and the pair's staging folder when no other attempt has files there."""
+    storage.delete(staging)
+    parent = posixpath.dirname(staging)
+    if not storage.list_files(parent):
+        storage.delete(parent)
+
+
 def _fail(record: dict[str, Any], stage: _Stage, reason: str, writer: ShardWriter | None, storage: Storage,
-          pair_id: str) -> None:
+          staging: str) -> None:
+    pair_id = record["pair_id"]
     record.update(status=stage.name if stage.name != "write" else "extract", reason=reason)
     stage.enter("failed")
     record["seconds"] = stage.seconds
     logger.warning("%s: failed at %s: %s", pair_id, record["status"], reason)
     if writer is not None:
         writer.abort()
-    else:
-        storage.delete(staging_dir(pair_id))
-    # what an earlier successful build of this pair published no longer holds: take it down with its record
+    _drop_staging(storage, staging)
+    # what an earlier build of this pair published from other options no longer holds: take it down with its
+    # record; what another attempt of this very build published (same fingerprint, ok) is left alone
+    try:
+        previous = json.loads(storage.read_bytes(record_path(pair_id)))
+    except (FmstfError, json.JSONDecodeError, UnicodeDecodeError):
+        previous = None
+    if isinstance(previous, dict) and previous.get("status") == "ok" \
+            and previous.get("fingerprint") == record["fingerprint"]:
+        logger.warning("%s: another attempt published this pair with the same options; kept", pair_id)
+        return
     for name in (*_published_shards(storage, pair_id), samples_path(pair_id), record_path(pair_id)):
         storage.delete(name)
 

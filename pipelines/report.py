@@ -6,32 +6,31 @@ two otherwise identical builds.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 from dataclasses import asdict
 from typing import Any
 
-import pyarrow as pa
-
 from fmstf_data.manifest.schema import Manifest
-from fmstf_data.store.storage import Storage
+from fmstf_data.store.storage import Storage, redact_uri
 from pipelines.options import BuildOptions
 
 
 def _versions() -> dict[str, str]:
+    """Versions of what the build ran with (read from the installed distributions: nothing is imported)."""
     import av
-    import numpy
-    import ray
-    import torch
-    import webdataset
-    import yt_dlp
 
-    return {"python": platform.python_version(), "av": av.__version__, "ffmpeg": str(av.library_versions.get("libavcodec")),
-            "numpy": numpy.__version__, "pyarrow": pa.__version__, "ray": ray.__version__, "torch": torch.__version__,
-            "webdataset": getattr(webdataset, "__version__", "?"), "yt_dlp": yt_dlp.version.__version__}
+    versions = {"python": platform.python_version(), "ffmpeg": str(av.library_versions.get("libavcodec"))}
+    for distribution in ("fmstf-data", "av", "numpy", "pyarrow", "ray", "torch", "webdataset", "yt-dlp"):
+        try:
+            versions[distribution.replace("-", "_")] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[distribution.replace("-", "_")] = "not installed"
+    return versions
 
 
-def split_totals(records: list[dict[str, Any]], samples: pa.Table) -> dict[str, dict[str, int]]:
+def split_totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Per split: pairs ok / failed, samples, shards, bytes."""
     totals: dict[str, dict[str, int]] = {}
     for record in records:
@@ -73,11 +72,14 @@ def summary_text(manifest: Manifest, records: list[dict[str, Any]], totals: dict
 
 
 def write_report(storage: Storage, manifest: Manifest, build: BuildOptions, records: list[dict[str, Any]],
-                 samples: pa.Table, *, skipped: list[str], seconds: float) -> dict[str, Any]:
+                 *, skipped: list[str], seconds: float) -> dict[str, Any]:
     """Write ``report/report.json`` and ``report/summary.txt``; returns the report."""
-    totals = split_totals(records, samples)
+    totals = split_totals(records)
     summary = summary_text(manifest, records, totals, storage=storage, skipped=skipped, seconds=seconds)
     options = asdict(build)
+    options["out"] = redact_uri(build.out)  # secrets in a URI never reach the report
+    if options["fetch"].get("proxy"):
+        options["fetch"]["proxy"] = redact_uri(options["fetch"]["proxy"])
     report = {
         "manifest": {"name": manifest.name, "path": str(manifest.path), "pairs": len(manifest.pairs)},
         "options": options,
@@ -88,6 +90,7 @@ def write_report(storage: Storage, manifest: Manifest, build: BuildOptions, reco
         "pairs": records,
         "summary": summary,
     }
-    storage.write_bytes_atomic("report/report.json", json.dumps(report, indent=1, sort_keys=True, default=str).encode())
+    text = json.dumps(report, sort_keys=True, separators=(",", ":"), default=str)  # compact: it grows with the pairs
+    storage.write_bytes_atomic("report/report.json", text.encode())
     storage.write_bytes_atomic("report/summary.txt", (summary + "\n").encode())
     return report

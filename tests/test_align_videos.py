@@ -4,6 +4,7 @@ unrelated pairs, the single decode, the ``fmstf-data align`` command and the bui
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -202,4 +203,6 @@ def test_build_index_carries_alignment_and_true_frames(masters, workdir, tmp_pat
     for sample in samples:
         assert [truth[sample["pair_id"]][j] for j in sample["sdr_frames"]] == sample["hdr_frames"]
     assert (tmp_path / "out" / "report" / "alignment" / "drop.png").read_bytes()[:4] == b"\x89PNG"
-    assert np.isfinite(result.records[0]["alignment"]["candidate_detail_scores"][0] or 0.0)
+    record = json.loads((tmp_path / "out" / "pairs" / "drop.json").read_text())  # the full record keeps the curves
+    assert np.isfinite(record["alignment"]["candidate_detail_scores"][0] or 0.0)
+    assert result.records[0]["alignment"]["candidates"] == len(record["alignment"]["candidate_offsets"])

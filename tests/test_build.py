@@ -89,6 +89,44 @@ def test_demo_build_succeeds_with_true_offsets_and_cuts(demo_build):
     assert report["totals"]["train"]["pairs_ok"] == 2 and report["totals"]["test"]["pairs_ok"] == 1
 
 
+def _lists(value: object):
+    if isinstance(value, list):
+        yield value
+        for item in value:
+            yield from _lists(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _lists(item)
+
+
+def test_per_frame_diagnostics_go_to_frames_parquet_and_records_stay_summaries(demo_build):
+    out, _ = demo_build
+    report = json.loads((out / "report" / "report.json").read_text())
+    samples = pq.read_table(out / "index" / "samples.parquet").to_pylist()
+    for record in report["pairs"]:
+        pair_id = record["pair_id"]
+        known = truth(pair_id)
+        frames = pq.read_table(out / "pairs" / f"{pair_id}.frames.parquet").to_pylist()
+        assert record["frames"] == f"pairs/{pair_id}.frames.parquet"
+        # one row per HDR frame the pass decided, in order, starting at frame 0
+        assert [row["hdr_frame"] for row in frames] == list(range(len(frames)))
+        assert len(frames) == record["extraction"]["decided_frames"] > known["hdr_frame_count"] // 2
+        verified = [row for row in frames if row["status"].startswith("verified")]
+        assert len(verified) == record["extraction"]["verified_frames"] > 0
+        for row in verified:  # the true offset (from the demo's generator), frame by frame
+            assert row["offset_frames"] == known["offset_frames"], row
+            assert row["sdr_frame"] == row["hdr_frame"] - known["offset_frames"]
+        before_sdr = [row for row in frames if row["hdr_frame"] < known["offset_frames"]]
+        assert len(before_sdr) == known["offset_frames"]  # the SDR version starts later: no partner
+        assert all(row["sdr_frame"] is None and row["status"] == "no SDR frame" for row in before_sdr)
+        assert [row["hdr_frame"] for row in frames if row["shot_start"]] == known["shot_starts"][1:]
+        assert sorted(row["hdr_frame"] for row in frames if row["kept_centre"]) == sorted(
+            s["centre_frame"] for s in samples if s["pair_id"] == pair_id)
+        # the record (and so report.json) holds no list that grows with the frames
+        longest = max((len(values) for values in _lists(record)), default=0)
+        assert longest < len(frames) // 4, f"{pair_id}: a list of {longest} items in the summary"
+
+
 def test_shards_read_with_plain_tools_and_hdr_planes_are_bit_exact(demo_build):
     out, _ = demo_build
     index = {s["key"]: s for s in pq.read_table(out / "index" / "samples.parquet").to_pylist()}

@@ -49,6 +49,8 @@ def test_cli_help_and_the_data_path_do_not_import_torch():
         "    except SystemExit:\n"
         "        pass\n"
         f"import importlib\nfor name in {DATA_PATH_MODULES!r}:\n    importlib.import_module(name)\n"
+        "from pipelines.report import _versions\n"
+        "assert _versions()['torch'] not in ('', None)\n"  # the report names torch's version without importing it
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -9,8 +9,8 @@
 """
 
 from fmstf_data.extract.lockstep import FramePair, PairExtractor
-from fmstf_data.extract.options import STATUS_CODES, ExtractionStats, ExtractOptions
+from fmstf_data.extract.options import FRAMES_SCHEMA, STATUS_CODES, ExtractionStats, ExtractOptions
 from fmstf_data.extract.pair_aligner import Alignment, PairAligner
 
-__all__ = ["STATUS_CODES", "Alignment", "ExtractOptions", "ExtractionStats", "FramePair", "PairAligner",
+__all__ = ["FRAMES_SCHEMA", "STATUS_CODES", "Alignment", "ExtractOptions", "ExtractionStats", "FramePair", "PairAligner",
            "PairExtractor"]

@@ -172,6 +172,7 @@ class PairExtractor(PairAligner):
         stats = self.stats
         stats.hdr_ticks.append(frame.index)
         stats.sdr_partners.append(-1 if match.sdr_index is None else match.sdr_index)
+        stats.offsets.append(None if match.sdr_index is None else frame.index - step * match.sdr_index)
         stats.scores.append(match.match_score)
         stats.detail_scores.append(match.detail_score)
         status = STATUS_CODES.get(match.problem, "?")

@@ -2,7 +2,9 @@
 
 :class:`ExtractOptions` holds the settings of both phases (alignment in :mod:`fmstf_data.extract.pair_aligner`, lockstep
 extraction in :mod:`fmstf_data.extract.lockstep`); :class:`ExtractionStats` is filled by both while a pair is processed and
-ends up in the pair's record; :data:`STATUS_CODES` names the per-tick verification outcomes it stores.
+ends up in the pair's record as a summary (:meth:`ExtractionStats.to_dict`) and, frame by frame, in the pair's
+``pairs/{pair_id}.frames.parquet`` (:meth:`ExtractionStats.frames_table`); :data:`STATUS_CODES` names the per-tick
+verification outcomes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from fmstf_data.align.shots import DEFAULT_CUT_SCORE
 from fmstf_data.align.verify import VerifyOptions
@@ -30,6 +33,21 @@ DEFAULT_SEARCH_SECONDS = 10.0
 STATUS_CODES = {None: "v", "flat frame": "f", "low match score": "l", "weak detail score": "w",
                 "a neighbouring SDR frame matches better": "s", "a neighbouring HDR frame matches better": "h",
                 "no SDR frame": "-"}
+#: what each status character means in ``frames.parquet`` (``t``: verified, inside a fade or dissolve)
+STATUS_NAMES = {**{code: problem or "verified" for problem, code in STATUS_CODES.items()},
+                "t": "verified, in a fade or dissolve", "?": "unknown"}
+
+#: ``pairs/{pair_id}.frames.parquet``: one row per HDR frame the lockstep pass decided
+FRAMES_SCHEMA = pa.schema([
+    ("hdr_frame", pa.int32()),
+    ("sdr_frame", pa.int32()),            # null: no SDR partner
+    ("offset_frames", pa.int32()),        # HDR index - step * SDR index of the partner (null without one)
+    ("match_score", pa.float32()),
+    ("detail_score", pa.float32()),
+    ("status", pa.string()),              # one of STATUS_NAMES' values
+    ("shot_start", pa.bool_()),           # the frame starts a new shot (a cut)
+    ("kept_centre", pa.bool_()),          # the frame is the centre of a stored triplet
+])
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,8 @@ class ExtractOptions:
             misregistration of 1 % of the width would have lowered it); below, the registration runs.
         min_registration_score: when no offset is accepted, the registration is still tried at the best match-score
             offset if that mean match score reaches this (a zoomed version still matches roughly).
+        decoder_threads: FFmpeg threads per decoder (None: FFmpeg's choice, one per CPU); the frames decoded do
+            not depend on it.
     """
 
     stride_frames: int = 8
@@ -80,6 +100,7 @@ class ExtractOptions:
     max_registration_crop: float = 0.25
     min_registration_gain: float = 0.05
     strong_detail_score: float = 0.5
+    decoder_threads: int | None = None
     min_registration_score: float = 0.4
 
     def __post_init__(self) -> None:
@@ -93,6 +114,9 @@ class ExtractOptions:
         if self.max_offset_frames < 0 or self.search_frames < 1 or self.first_search_frames < 2:
             raise InvalidValueError(f"need max_offset_frames >= 0, search_frames >= 1, first_search_frames >= 2, got "
                              f"{self.max_offset_frames}, {self.search_frames}, {self.first_search_frames}")
+        if self.decoder_threads is not None and self.decoder_threads < 1:
+            raise InvalidValueError(f"decoder_threads must be >= 1 (or None for FFmpeg's choice), got "
+                                    f"{self.decoder_threads}")
         if self.geometry_frames < 1 or self.buffer_bytes < 0:
             raise InvalidValueError(f"need geometry_frames >= 1 and buffer_bytes >= 0, got {self.geometry_frames}, "
                              f"{self.buffer_bytes}")
@@ -121,7 +145,7 @@ class ExtractionStats:
         hdr_frames_redecoded, sdr_frames_redecoded: frames decoded a second time after the offset search.
         paired_frames: HDR ticks that had an SDR partner.
         hdr_ticks: HDR frame index of every tick decided, in order.
-        sdr_partners: SDR partner per tick (-1: none).
+        sdr_partners: SDR partner per tick (-1: none); offsets: HDR index - step * SDR index per tick (None: none).
         scores: match score per tick (0 without a partner); detail_scores: detail score per tick.
         frame_status: one character per tick (:data:`STATUS_CODES`; ``"t"`` verified but in a transition).
         low_score_frames: paired ticks below ``min_match_score``.
@@ -142,6 +166,7 @@ class ExtractionStats:
     paired_frames: int = 0
     hdr_ticks: list[int] = field(default_factory=list)
     sdr_partners: list[int] = field(default_factory=list)
+    offsets: list[int | None] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     detail_scores: list[float] = field(default_factory=list)
     frame_status: list[str] = field(default_factory=list)
@@ -156,6 +181,20 @@ class ExtractionStats:
     redecode_seconds: float = 0.0
     align_seconds: float = 0.0
     search_seconds: float = 0.0
+
+    def frames_table(self) -> pa.Table:
+        """One row per decided HDR tick (:data:`FRAMES_SCHEMA`), in decoding order."""
+        cuts, kept = set(self.cut_hdr_frames), set(self.kept_centres)
+        return pa.Table.from_pydict({
+            "hdr_frame": self.hdr_ticks,
+            "sdr_frame": [None if partner < 0 else partner for partner in self.sdr_partners],
+            "offset_frames": self.offsets,
+            "match_score": self.scores,
+            "detail_score": self.detail_scores,
+            "status": [STATUS_NAMES.get(code, "unknown") for code in self.frame_status],
+            "shot_start": [frame in cuts for frame in self.hdr_ticks],
+            "kept_centre": [frame in kept for frame in self.hdr_ticks],
+        }, schema=FRAMES_SCHEMA)
 
     def score_summary(self) -> dict[str, float]:
         """min / median / mean match score over paired ticks (NaN when none)."""
@@ -175,20 +214,17 @@ class ExtractionStats:
         return (self.align_seconds + self.redecode_seconds) / decode if decode > 0 else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready record (per-tick curves rounded)."""
+        """JSON-ready summary: counts, score summary, cuts and offset changes; its size does not grow with the frame
+        count except through cuts and offset changes (per-frame values: :meth:`frames_table`)."""
         return {
             "hdr_frames_decoded": self.hdr_frames_decoded, "sdr_frames_decoded": self.sdr_frames_decoded,
             "hdr_frames_redecoded": self.hdr_frames_redecoded, "sdr_frames_redecoded": self.sdr_frames_redecoded,
+            "decided_frames": len(self.hdr_ticks),
             "paired_frames": self.paired_frames, "verified_frames": self.verified_frames,
             "low_score_frames": self.low_score_frames, "unverified": dict(sorted(self.unverified.items())),
             "score_summary": self.score_summary(), "cut_hdr_frames": self.cut_hdr_frames,
-            "transition_hdr_frames": self.transition_hdr_frames, "offset_changes": self.offset_changes,
+            "transition_frames": len(self.transition_hdr_frames), "offset_changes": self.offset_changes,
             "kept_centres": len(self.kept_centres), "rejected": dict(sorted(self.rejected.items())),
-            "frame_hdr_indices": self.hdr_ticks, "frame_sdr_indices": self.sdr_partners,
-            "frame_scores": [round(score, 4) for score in self.scores],
-            "frame_detail_scores": [round(score, 4) for score in self.detail_scores],
-            "frame_status": "".join(self.frame_status), "status_codes": {v: k or "verified"
-                                                                         for k, v in STATUS_CODES.items()},
             "decode_seconds": round(self.decode_seconds, 3), "redecode_seconds": round(self.redecode_seconds, 3),
             "align_seconds": round(self.align_seconds, 3), "search_seconds": round(self.search_seconds, 3),
             "alignment_cost_share": round(self.alignment_cost_share, 4)

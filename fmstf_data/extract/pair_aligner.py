@@ -78,11 +78,12 @@ class Alignment:
 class _Side:
     """One version's decoder: frames in decode order, kept during the search while the byte budget allows."""
 
-    def __init__(self, path: str | Path, name: str, stats: ExtractionStats) -> None:
+    def __init__(self, path: str | Path, name: str, stats: ExtractionStats, threads: bool | int = True) -> None:
         self.path = path
         self.name = name
         self.stats = stats
-        self._frames = iter_planes(path)
+        self.threads = threads
+        self._frames = iter_planes(path, threads=threads)
         self.buffer: deque[DecodedFrame] = deque()
         self.buffer_bytes = 0
         self.buffering = True
@@ -136,7 +137,7 @@ class _Side:
 
     def rescan(self, count: int) -> Iterator[DecodedFrame]:
         """Decode the first ``count`` frames again with a second decoder (counted as re-decoded)."""
-        frames = iter_planes(self.path)
+        frames = iter_planes(self.path, threads=self.threads)
         try:
             for _ in range(count):
                 started = time.perf_counter()
@@ -153,7 +154,7 @@ class _Side:
         decoder when the prefix was not kept."""
         if self.restart:
             self._frames.close()
-            frames = iter_planes(self.path)
+            frames = iter_planes(self.path, threads=self.threads)
             while True:
                 started = time.perf_counter()
                 frame = next(frames, None)
@@ -200,8 +201,9 @@ class PairAligner:
         self.sdr_fill_codes = sdr_fill_codes
         self.stats = ExtractionStats()
         self.alignment: Alignment | None = None
-        self._hdr = _Side(hdr_path, "hdr", self.stats)
-        self._sdr = _Side(sdr_path, "sdr", self.stats)
+        threads = True if options.decoder_threads is None else options.decoder_threads
+        self._hdr = _Side(hdr_path, "hdr", self.stats, threads)
+        self._sdr = _Side(sdr_path, "sdr", self.stats, threads)
         self._size: tuple[int, int] | None = None
         self._geometry: Geometry | None = None
         self._registration: Registration | None = None

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from fmstf_data.errors import DamagedShardError, LoaderError
 from fmstf_data.loader.tarindex import ShardContents, scan_shard
 from fmstf_data.store.samples import MEMBER_SUFFIXES
-from fmstf_data.store.storage import Storage, open_storage
+from fmstf_data.store.storage import Storage, open_storage, redact_uri
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +98,6 @@ class SampleCatalog:
         return len(self.keys)
 
 
-def display_uri(uri: str) -> str:
-    """``uri`` without credentials (``user:secret@``) and query parameters, for messages and logs."""
-    if "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    host = parts.netloc.rpartition("@")[2]
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
 def _filesystem_cache_key(uri: str) -> str:
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}?{parts.query}"
@@ -123,9 +114,9 @@ def _shard_refs_from_urls(urls: Sequence[str | os.PathLike[str]]) -> list[ShardR
         try:
             filesystem, path = pafs.FileSystem.from_uri(text)
         except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
-            raise LoaderError(f"cannot open shard location {display_uri(text)!r}: {error}") from error
+            raise LoaderError(f"cannot open shard location {redact_uri(text)!r}: {error}") from error
         filesystem = filesystems.setdefault(_filesystem_cache_key(text), filesystem)
-        refs.append(ShardRef(filesystem, path, display_uri(text)))
+        refs.append(ShardRef(filesystem, path, redact_uri(text)))
     return refs
 
 
@@ -214,7 +205,7 @@ def _catalog(refs: list[ShardRef], rows: list[tuple], sizes: list[tuple[int, int
 def read_index(location: str | os.PathLike[str], split: str | None) -> tuple[pa.Table, Storage]:
     """The rows of ``index/samples.parquet`` of a build for ``split`` (all splits when None), with the storage."""
     storage = open_storage(location)
-    where = display_uri(storage.uri)
+    where = redact_uri(storage.uri)
     if not storage.exists(INDEX_PATH):
         raise LoaderError(f"{where} has no {INDEX_PATH}: is it a build directory (fmstf-data build --out)? To read "
                           "shards without an index, pass a list of shard paths or URLs")
@@ -237,7 +228,7 @@ def catalog_from_build(location: str | os.PathLike[str], split: str | None, *, o
     """A catalog of one split of a build directory (local path or pyarrow.fs URI), in (pair_id, centre) order."""
     log = _DamageLog(on_damage)
     table, storage = read_index(location, split)
-    where = display_uri(storage.uri)
+    where = redact_uri(storage.uri)
     if table.num_rows == 0:
         raise LoaderError(f"split {split!r} of {where} has no samples")
     shard_names = sorted(set(table.column("shard").to_pylist()))

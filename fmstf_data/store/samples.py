@@ -203,29 +203,30 @@ def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
     return json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
 
 
-_ENCODE_THREADS: ThreadPoolExecutor | None = None
+_ENCODE_POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
-def _encode_threads() -> ThreadPoolExecutor:
-    """Threads for compressing a sample's six arrays at once (zstd releases the GIL); made on first use."""
-    global _ENCODE_THREADS
-    if _ENCODE_THREADS is None:
-        _ENCODE_THREADS = ThreadPoolExecutor(max_workers=min(len(ARRAY_SUFFIXES), os.cpu_count() or 1),
-                                             thread_name_prefix="fmstf-zstd")
-    return _ENCODE_THREADS
+def _encode_threads(threads: int | None) -> ThreadPoolExecutor:
+    """A pool of ``threads`` threads (None: one per array, at most one per CPU) for compressing a sample's six
+    arrays at once (zstd releases the GIL); made on first use and kept."""
+    count = min(len(ARRAY_SUFFIXES), os.cpu_count() or 1) if threads is None else max(1, int(threads))
+    if count not in _ENCODE_POOLS:
+        _ENCODE_POOLS[count] = ThreadPoolExecutor(max_workers=count, thread_name_prefix="fmstf-zstd")
+    return _ENCODE_POOLS[count]
 
 
-def encode_sample(sample: Sample, zstd_level: int = DEFAULT_ZSTD_LEVEL) -> dict[str, bytes]:
+def encode_sample(sample: Sample, zstd_level: int = DEFAULT_ZSTD_LEVEL, *, threads: int | None = None
+                  ) -> dict[str, bytes]:
     """Member suffix -> bytes for one sample (see the module docstring for the layout).
 
-    The six arrays are compressed in parallel threads; each is compressed on its own, so the bytes do not depend on
-    the number of threads.
+    The six arrays are compressed in parallel, on ``threads`` threads (None: one per array, at most one per CPU);
+    each is compressed on its own, so the bytes do not depend on the number of threads.
     """
     metadata = dict(sample.metadata)
     metadata["key"] = sample.key
     metadata["format_version"] = SAMPLE_FORMAT_VERSION
     planes = [plane for side in SIDES for plane in getattr(sample, side)]
-    compressed = _encode_threads().map(lambda plane: encode_array(plane, zstd_level), planes)
+    compressed = _encode_threads(threads).map(lambda plane: encode_array(plane, zstd_level), planes)
     return {"json": encode_metadata(metadata), **dict(zip(ARRAY_SUFFIXES, compressed))}
 
 

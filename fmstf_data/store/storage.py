@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
 import uuid
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pyarrow.fs as pafs
 
@@ -23,6 +25,24 @@ logger = logging.getLogger(__name__)
 
 class StorageError(FmstfError):
     """An output or input location that cannot be used."""
+
+
+#: URI query parameters whose values are secrets (``secret_key``, ``access_key``, ``session_token``, ...)
+_SECRET_PARAMETER = re.compile(r"secret|key|token|password|passwd|credential|signature", re.IGNORECASE)
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` as it may be shown, logged or stored: ``user:secret@`` dropped and secret-looking query parameters
+    (:data:`_SECRET_PARAMETER`) replaced by ``***``; other parameters (``endpoint_override``, ``region``) are kept.
+    A plain path is returned unchanged."""
+    if "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    query = [(name, "***" if _SECRET_PARAMETER.search(name) else value)
+             for name, value in parse_qsl(parts.query, keep_blank_values=True)]
+    shown = f"{parts.scheme}://{host}{parts.path}"
+    return f"{shown}?{urlencode(query, safe='*:/')}" if query else shown
 
 
 @dataclass(frozen=True)
@@ -41,7 +61,7 @@ class Storage:
 
     def __post_init__(self) -> None:
         if not self.base_path:
-            raise StorageError(f"empty base path for location {self.uri!r}")
+            raise StorageError(f"empty base path for location {redact_uri(self.uri)!r}")
 
     @property
     def is_local(self) -> bool:
@@ -52,8 +72,9 @@ class Storage:
         return posixpath.join(self.base_path, relative) if relative else self.base_path
 
     def display(self, relative: str = "") -> str:
-        """How a person names ``relative`` under this location (URI query parameters kept at the end)."""
-        base, _, query = self.uri.partition("?")
+        """How a person names ``relative`` under this location, without secrets (:func:`redact_uri`; the query
+        parameters kept at the end)."""
+        base, _, query = redact_uri(self.uri).partition("?")
         joined = posixpath.join(base.rstrip("/"), relative) if relative else base
         return f"{joined}?{query}" if query else joined
 
@@ -98,12 +119,20 @@ class Storage:
             stream.write(data)
         self.move(temporary, relative)
 
-    def delete(self, relative: str) -> None:
-        info = self.filesystem.get_file_info(self.path(relative))
-        if info.type == pafs.FileType.Directory:
-            self.filesystem.delete_dir(self.path(relative))
-        elif info.type == pafs.FileType.File:
-            self.filesystem.delete_file(self.path(relative))
+    def delete(self, relative: str, *, attempts: int = 3) -> None:
+        """Delete a file or a folder (recursively); absent is fine, and so is a part of it vanishing meanwhile
+        (another process removing its own files): the deletion is retried ``attempts`` times."""
+        for attempt in range(attempts):
+            info = self.filesystem.get_file_info(self.path(relative))
+            try:
+                if info.type == pafs.FileType.Directory:
+                    self.filesystem.delete_dir(self.path(relative))
+                elif info.type == pafs.FileType.File:
+                    self.filesystem.delete_file(self.path(relative))
+                return
+            except FileNotFoundError:
+                if attempt == attempts - 1:
+                    raise
 
     def list_files(self, relative: str, suffix: str = "") -> list[str]:
         """Relative paths of the files under ``relative`` (recursively) ending in ``suffix``, sorted."""
@@ -124,7 +153,7 @@ def open_storage(location: str | os.PathLike[str]) -> Storage:
         try:
             filesystem, base_path = pafs.FileSystem.from_uri(text)
         except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
-            raise StorageError(f"cannot open location {text!r}: {error}") from error
+            raise StorageError(f"cannot open location {redact_uri(text)!r}: {error}") from error
         return Storage(filesystem=filesystem, base_path=base_path.rstrip("/"), uri=text)
     absolute = os.path.abspath(text)
     return Storage(filesystem=pafs.LocalFileSystem(), base_path=absolute.replace(os.sep, "/"), uri=text)

@@ -86,12 +86,13 @@ def frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return y, cb, cr, bit_depth
 
 
-def iter_planes(path: str | Path, *, threads: bool = True) -> Iterator[DecodedFrame]:
+def iter_planes(path: str | Path, *, threads: bool | int = True) -> Iterator[DecodedFrame]:
     """Decode every frame of the first video stream of ``path``, in decoder output order.
 
     Args:
         path: a local video file.
-        threads: let FFmpeg decode with frame/slice threads (output is identical either way).
+        threads: FFmpeg's frame/slice threads: True lets FFmpeg choose how many (one per CPU), a number uses that
+            many, False or 0 decodes on the calling thread (the output is identical either way).
 
     Yields:
         :class:`DecodedFrame` with the exact planes.
@@ -110,6 +111,8 @@ def iter_planes(path: str | Path, *, threads: bool = True) -> Iterator[DecodedFr
         stream = container.streams.video[0]
         if threads:
             stream.thread_type = "AUTO"
+            if threads is not True:
+                stream.thread_count = int(threads)
         time_base = stream.time_base
         index = 0
         try:
