@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from fmstf_data.errors import ManifestError
 from fmstf_data.manifest.load import load_manifest
 from fmstf_data.manifest.schema import Manifest, PairSpec
-from fmstf_data.store.storage import Storage, open_storage
+from fmstf_data.store.storage import Storage, StorageError, open_storage
 from pipelines.cluster import check_out_reachable, start_ray, task_resources
 from pipelines.options import BuildOptions, OptionsError, PairOptions, fingerprint
 from pipelines.pair_task import options_payload, process_pair
@@ -213,8 +213,11 @@ def run_build(build: BuildOptions, *, on_record: Callable[[dict[str, Any]], None
     manifest = load_manifest(build.manifest_path)
     planned = plan_pairs(manifest, build)
     storage = open_storage(build.out)
-    storage.makedirs("")
-    storage.delete(".staging")  # leftovers of a killed build: never visible, now gone
+    try:
+        storage.makedirs("")
+        storage.delete(".staging")  # leftovers of a killed build: never visible, now gone
+    except OSError as error:
+        raise StorageError(f"cannot use the output location {storage.display()}: {error}") from error
 
     records: dict[str, dict[str, Any]] = {}
     todo = []

@@ -137,7 +137,10 @@ def check_out_reachable(build: BuildOptions, resources: TaskResources) -> None:
     storage = open_storage(build.out)
     token = uuid.uuid4().hex
     token_name = f".fmstf-reach-{token}"
-    storage.write_bytes_atomic(token_name, token.encode())
+    try:
+        storage.write_bytes_atomic(token_name, token.encode())
+    except OSError as error:
+        raise StorageError(f"cannot write to the output location {storage.display()}: {error}") from error
     try:
         probe = ray.remote(num_cpus=0, max_retries=0)(_probe_out)
         options = {} if not resources.runtime_env else {"runtime_env": resources.runtime_env}

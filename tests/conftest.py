@@ -19,7 +19,10 @@ def ray_session():
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        from pipelines.cluster import PRIVATE_NODE_ADDRESS
+
+        # loopback only: Ray rewrites 127.0.0.1 to the host's network address, 127.0.0.2 it leaves alone
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address=PRIVATE_NODE_ADDRESS)
     yield ray
     ray.shutdown()
 

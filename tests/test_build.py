@@ -264,6 +264,21 @@ def test_build_writes_to_s3_through_a_loopback_s3_server(tmp_path):
         keys_in_shard = [decode_sample({k: v for k, v in item.items() if not k.startswith("__")}).key
                          for item in wds.WebDataset(str(local), shardshuffle=False)]
         assert keys_in_shard and all(key.startswith("harbor_") for key in keys_in_shard)
+
+        # credentials in the URI instead of the environment: they work, and the secret is in no output
+        secret = "s3cr3t-in-the-uri"
+        secret_uri = f"s3://test:{secret}@datasets/inuri?endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+        run = subprocess.run([command[0], "-m", "pipelines.cli", "-v", *command[3:command.index("--out") + 1],
+                              secret_uri, *command[command.index("--out") + 2:]], cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert secret not in run.stdout + run.stderr and "s3://datasets/inuri/index/samples.parquet?" in run.stdout
+        assert "\x1b[" not in run.stderr  # task logs reach a pipe without ANSI escapes
+        written = [item["Key"] for item in s3.list_objects_v2(Bucket="datasets", Prefix="inuri/")["Contents"]]
+        assert "inuri/report/report.json" in written and "inuri/pairs/harbor.frames.parquet" in written
+        for key in written:
+            body = s3.get_object(Bucket="datasets", Key=key)["Body"].read()
+            assert secret.encode() not in body, key
     finally:
         server.stop()
 
