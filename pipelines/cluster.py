@@ -152,7 +152,7 @@ def check_out_reachable(build: BuildOptions, resources: TaskResources) -> None:
     finally:
         storage.delete(token_name)
     if problems:
-        raise StorageError(f"the output location {storage.display()} cannot be used by every worker: "
-                           + "; ".join(problems) + ". Use a location every node can write: a shared disk mounted at "
-                           "the same path everywhere, or an object store (s3://..., gs://...) with credentials in the "
-                           "driver's environment")
+        reasons = "; ".join(problem.rstrip(". ") for problem in problems)
+        raise StorageError(f"the output location {storage.display()} cannot be used by every worker: {reasons}. Use "
+                           "a location every node can write: a shared disk mounted at the same path everywhere, or "
+                           "an object store (s3://..., gs://...) with credentials in the driver's environment")

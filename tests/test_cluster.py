@@ -78,7 +78,7 @@ def test_a_failing_attempt_leaves_what_the_same_options_published(ray_session, t
     build = options(tmp_path, only_pairs=("harbor",), previews=False, workers=1)
     assert run_build(build).exit_code == 0
     out = tmp_path / "out"
-    published = sorted(path.relative_to(out) for path in out.rglob("*") if path.is_file() and "report" not in path.parts)
+    published = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and "report" not in p.parts)
     record = json.loads((out / "pairs" / "harbor.json").read_text())
     assert record["attempt"]["host"] and record["attempt"]["node"] and len(record["attempt"]["id"]) == 16
     planned = plan_pairs(load_manifest(DEMO_MANIFEST), build)[0]
