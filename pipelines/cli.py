@@ -24,6 +24,7 @@ from fmstf_data.errors import FmstfError
 EXIT_OK = 0
 EXIT_PAIRS_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell tool killed by SIGPIPE returns
 
 logger = logging.getLogger("fmstf_data.cli")
 
@@ -235,9 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"build": run_build_command, "probe": run_probe_command, "align": run_align_command,
                 "verify": run_verify_command}
     try:
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        sys.stdout.flush()  # a reader that went away shows here, inside the handlers below
+        return code
     except FmstfError as error:
         print(f"fmstf-data {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # the reader went away (``fmstf-data probe FILE | head -1``): stop quietly, as shell tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as error:  # the environment, not a bug: disk full, permission denied, read-only file system
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        print(f"fmstf-data {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("fmstf-data: interrupted; rerun the same command to resume", file=sys.stderr)

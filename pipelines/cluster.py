@@ -21,10 +21,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from fmstf_data.errors import FmstfError
 from fmstf_data.store.storage import StorageError, open_storage
 from pipelines.options import BuildOptions, OptionsError
 
 logger = logging.getLogger(__name__)
+
+
+class ClusterError(FmstfError):
+    """Ray could not be started or joined."""
+
 
 #: the private instance's node address: loopback, and not the one Ray rewrites
 PRIVATE_NODE_ADDRESS = "127.0.0.2"
@@ -56,6 +62,26 @@ def storage_environment() -> dict[str, str]:
     return {name: value for name, value in sorted(os.environ.items()) if name.startswith(STORAGE_ENV_PREFIXES)}
 
 
+def check_reachable(address: str, timeout_seconds: float = 5.0) -> None:
+    """A ``host:port`` Ray address must accept a TCP connection (Ray itself retries a wrong address for minutes);
+    ``auto`` and ``ray://`` addresses are left to Ray.
+
+    Raises:
+        ClusterError: nothing listens there.
+    """
+    if "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds):
+            pass
+    except ValueError:
+        raise ClusterError(f"Ray address {address!r} is not host:port") from None
+    except OSError as error:
+        raise ClusterError(f"could not join the Ray cluster at {address}: nothing answers there ({error}); start "
+                           f"it with `ray start --head`, or leave --ray-address out for a private instance") from None
+
+
 def start_ray(build: BuildOptions) -> bool:
     """Connect to Ray; returns True when this call started it (and so must shut it down)."""
     import ray
@@ -66,12 +92,24 @@ def start_ray(build: BuildOptions) -> bool:
         return False
     address = build.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
-        logger.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
-    else:
-        cpus = (build.workers * build.cpus_per_task if build.workers else os.cpu_count()) or 1
-        ray.init(num_cpus=max(cpus, build.cpus_per_task), include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=True, configure_logging=True, _node_ip_address=PRIVATE_NODE_ADDRESS)
+        check_reachable(address)
+    try:
+        if address:
+            logger.info("joining the Ray cluster at %s", address)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        else:
+            cpus = (build.workers * build.cpus_per_task if build.workers else os.cpu_count()) or 1
+            ray.init(num_cpus=max(cpus, build.cpus_per_task), include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=True, configure_logging=True,
+                     _node_ip_address=PRIVATE_NODE_ADDRESS)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError, OSError) as error:
+        if ray.is_initialized():
+            ray.shutdown()  # stop what did start (GCS, raylet), so nothing outlives the failed build
+        where = f"join the Ray cluster at {address}" if address else "start a private Ray instance"
+        hint = (" (is the cluster up? with token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN or "
+                "RAY_AUTH_TOKEN_PATH as on its nodes: docs/scaling.md)") if address else ""
+        raise ClusterError(f"could not {where}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+                           f"{hint}") from error
     return True
 
 

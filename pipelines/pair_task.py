@@ -220,6 +220,8 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
         logger.info("%s: ok, %d samples in %d shards", pair.id, len(rows), len(shards))
     except FmstfError as error:
         _fail(record, stage, str(error), writer, storage, staging)
+    except OSError as error:  # the environment (disk full, permission, a lost mount), not a bug: say so
+        _fail(record, stage, f"storage or file error: {error}", writer, storage, staging)
     except Exception as error:  # noqa: BLE001 - a bug in one pair must not stop the build; it is reported
         logger.error("%s: internal error in stage %s\n%s", pair.id, stage.name, traceback.format_exc())
         _fail(record, stage, f"internal error ({type(error).__name__}: {error}); please report it with the "

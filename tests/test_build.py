@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -392,3 +393,44 @@ def test_demo_build_content_equals_the_recorded_digests(demo_build):
     changed = sorted(name for name in DEMO_CONTENT_DIGESTS if got.get(name) != DEMO_CONTENT_DIGESTS[name])
     assert set(got) == set(DEMO_CONTENT_DIGESTS), sorted(set(got) ^ set(DEMO_CONTENT_DIGESTS))
     assert not changed, f"the demo build's content changed in {changed}"
+
+
+def test_bad_environments_get_one_line_and_exit_2(tmp_path, capsys):
+    """An --out that is a file, a dangling symlink or under a file, and a Ray address where nothing listens: our
+    error, one line, before any work."""
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "deeper")
+    for out, words in ((tmp_path / "file", "non-directory entry exists"), (tmp_path / "dangling", "exists"),
+                       (tmp_path / "file" / "sub", "Not a directory")):
+        assert main(["build", "--manifest", str(DEMO_MANIFEST), "--out", str(out), "--no-progress"]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "cannot use the output location" in error and words in error, error
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.2", 0))
+        port = unused.getsockname()[1]  # bound, never listening: connections are refused
+        run = subprocess.run([sys.executable, "-m", "pipelines.cli", "build", "--manifest", str(DEMO_MANIFEST),
+                              "--out", str(tmp_path / "o"), "--ray-address", f"127.0.0.2:{port}", "--no-progress"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)  # its own process: no Ray yet
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "nothing answers there" in run.stderr, run.stderr
+
+
+def test_a_reader_that_goes_away_and_a_full_disk_are_not_tracebacks(tmp_path, capsys, monkeypatch):
+    script = ("import sys\nfrom pipelines.cli import main\n"
+              f"sys.exit(main(['probe', {str(DEMO / 'city.hdr.mp4')!r}, '--json']))\n")
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # like `| head -0`: the reader is gone before the first write
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 141 and b"Traceback" not in stderr and b"BrokenPipe" not in stderr, stderr
+
+    import errno
+
+    import pipelines.align_cli
+
+    def full_disk(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "plot.png"))
+
+    monkeypatch.setattr(pipelines.align_cli, "run_align_command", full_disk)
+    assert main(["align", "a.mp4", "b.mp4"]) == 2
+    error = capsys.readouterr().err
+    assert error == f"fmstf-data align: error: No space left on device ({tmp_path / 'plot.png'})\n"

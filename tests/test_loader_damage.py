@@ -123,3 +123,35 @@ def test_missing_shard(build):
         make_dataset(root, "train", **OPTIONS)
     dataset = make_dataset(root, "train", on_damage="skip", rank=0, world_size=1, **OPTIONS)
     assert all(not key.startswith("beta") for key in dataset.catalog.keys) and len(dataset.catalog) == 6
+
+
+def pax_tar(name: str) -> bytearray:
+    """A one-member PAX tar whose long name travels in a PAX ``path`` record."""
+    import io
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    return bytearray(buffer.getvalue())
+
+
+@pytest.mark.parametrize("damage", ["length not a number", "length past the header", "path not utf-8"])
+def test_a_corrupt_pax_record_is_damage_not_a_crash(damage):
+    from fmstf_data.loader.tarindex import iter_members
+
+    name = "k" * 120 + ".json"  # longer than 100 characters: tarfile writes a PAX path record
+    data = pax_tar(name)
+    members = list(iter_members(lambda offset, length: bytes(data[offset:offset + length]), len(data)))
+    assert [member.name for member in members] == [name]
+    record = data.index(b" path=")  # the record "NNN path=...\n" in the PAX header's data block
+    start = data.rindex(b"\n", 0, record) + 1 if b"\n" in data[512:record] else 512
+    if damage == "length not a number":
+        data[start:record] = b"x" * (record - start)
+    elif damage == "length past the header":
+        data[start:record] = b"9" * (record - start)
+    else:
+        data[record + 6] = 0xFF
+    with pytest.raises(DamagedShardError, match="damaged PAX header at byte 0"):
+        list(iter_members(lambda offset, length: bytes(data[offset:offset + length]), len(data)))

@@ -443,3 +443,76 @@ def test_fmstf20_is_hdrtvnet_16_train_4_test():
         assert pair.hdr.format == pair.sdr.format == FormatSpec(height=2160)
     starts = {pair.hdr.location: pair.start_seconds for pair in manifest.pairs if pair.start_seconds is not None}
     assert starts == {"GOE7S_usVXc": 166.0, "W8oyStWkoSE": 7.0}  # the list's &t= links
+
+
+HOSTILE = [  # (text, line, words): each refused quickly with our own error, never a hang or a traceback
+    ("name: x\npairs: []\n", 1, "missing required key 'version'"),
+    ("version: 1\npairs: []\n", 1, "missing required key 'name'"),
+    ("version: 1\nname: x\n", 1, "missing required key 'pairs'"),
+    ("version: " + "1" * 5001 + "\nname: x\npairs: []\n", 1, "as int: Exceeds the limit"),
+    ("version: !!int abc\nname: x\npairs: []\n", 1, "cannot read 'abc' as int"),
+    ("version: 1\nname: !!float abc\npairs: []\n", 2, "cannot read 'abc' as float"),
+    ("version: 1\nname: x\npairs: " + "[" * 5000 + "]" * 5000 + "\n", None, "nests too deeply"),
+    ("version: 1\nname: x\npairs: " + "[" * 100 + "]" * 100 + "\n", 3, "more than 64 levels"),
+    ("version: 1\nname: \"a\0b\"\npairs: []\n", 2, "character #x0000 at column 9"),  # len('name: "a') + 1
+    ("version: 1\nname: x\npairs:\n  - ? [a, b]\n    : 1\n", 4, "keys must be strings, got a list"),
+]
+
+
+@pytest.mark.timeout(30)  # a hang is the failure this guards against
+@pytest.mark.parametrize("text, line, words", HOSTILE, ids=[f"hostile{n}" for n in range(len(HOSTILE))])
+def test_hostile_manifests_get_our_error_quickly(folder, text, line, words):
+    import time
+
+    path = folder / "m.yaml"
+    path.write_text(text)
+    started = time.perf_counter()
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    assert time.perf_counter() - started < 5
+    assert caught.value.line == line and words in caught.value.message, str(caught.value)
+
+
+@pytest.mark.timeout(60)
+def test_an_alias_bomb_is_refused_in_milliseconds_while_merge_keys_still_work(folder):
+    import time
+
+    levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"{chr(98 + n)}: &{chr(98 + n)} [" + ", ".join([f"*{chr(97 + n)}"] * 9) + "]" for n in range(8)]
+    path = folder / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\nversion: 1\nname: x\npairs: *i\n")  # 9^9 = 387 million strings
+    started = time.perf_counter()
+    with pytest.raises(ManifestError, match="alias bomb"):
+        load_manifest(path)
+    assert time.perf_counter() - started < 2
+    # an ordinary manifest that leans on merge keys stays well inside the alias budget
+    for n in range(300):
+        (folder / "demo" / f"p{n}.hdr.mp4").write_bytes(b"x")
+        (folder / "demo" / f"p{n}.sdr.mp4").write_bytes(b"x")
+    pairs = ["  - &base {id: p0, split: train, notes: shared, hdr: demo/p0.hdr.mp4, sdr: demo/p0.sdr.mp4}"]
+    pairs += [f"  - <<: *base\n    id: p{n}\n    hdr: demo/p{n}.hdr.mp4\n    sdr: demo/p{n}.sdr.mp4"
+              for n in range(1, 300)]
+    manifest = load_manifest(write(folder, "version: 1\nname: m\npairs:\n" + "\n".join(pairs) + "\n"))
+    assert len(manifest.pairs) == 300 and {pair.notes for pair in manifest.pairs} == {"shared"}
+
+
+def test_a_bad_notes_field_is_named_at_its_own_line(folder):
+    error = error_of(folder, """
+        version: 1
+        name: x
+        pairs:
+          - id: a
+            split: train
+            hdr: demo/city.hdr.mp4
+            sdr: demo/city.sdr.mp4
+            licence: [cc0]
+    """)
+    assert (error.line, error.field) == (8, "pairs[0].licence"), str(error)
+
+
+def test_a_manifest_too_large_is_refused_before_parsing(folder, monkeypatch):
+    from fmstf_data.manifest import yaml_lines
+
+    monkeypatch.setattr(yaml_lines, "MAX_MANIFEST_BYTES", 1000)
+    with pytest.raises(ManifestError, match="2,032 characters; at most 1,000 are accepted"):  # 11+8+10+2+2000+1
+        load_manifest(write(folder, "version: 1\nname: x\npairs: []\n# " + "x" * 2000 + "\n"))

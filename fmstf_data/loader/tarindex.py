@@ -63,18 +63,35 @@ def _padded(size: int) -> int:
     return -(-size // BLOCK_BYTES) * BLOCK_BYTES
 
 
-def _pax_path(data: bytes) -> str | None:
-    """The ``path`` record of a PAX extended header ("%d path=...\\n" records), if any."""
+def _pax_path(data: bytes, offset: int) -> str | None:
+    """The ``path`` record of a PAX extended header ("%d path=...\\n" records) at byte ``offset``, if any.
+
+    Raises:
+        DamagedShardError: a record whose length field is not a number or points outside the header, or a path
+            that is not UTF-8.
+    """
     position = 0
     while position < len(data):
+        if data[position:].strip(b"\0") == b"":
+            break  # padding after the last record
         space = data.find(b" ", position)
         if space < 0:
-            break
-        length = int(data[position:space])
+            raise DamagedShardError(f"damaged PAX header at byte {offset}: a record without a length")
+        try:
+            length = int(data[position:space])
+        except ValueError:
+            raise DamagedShardError(f"damaged PAX header at byte {offset}: record length "
+                                    f"{bytes(data[position:space])[:20]!r} is not a number") from None
+        if length <= space - position + 1 or position + length > len(data) or data[position + length - 1] != 0x0A:
+            raise DamagedShardError(f"damaged PAX header at byte {offset}: a record of {length} bytes does not fit "
+                                    f"its {len(data)}-byte header")
         record = data[space + 1:position + length - 1]
         keyword, _, value = record.partition(b"=")
         if keyword == b"path":
-            return value.decode("utf-8")
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DamagedShardError(f"damaged PAX header at byte {offset}: the path is not UTF-8") from None
         position += length
     return None
 
@@ -118,7 +135,7 @@ def iter_members(read: Callable[[int, int], bytes], size_bytes: int, *, start: i
         if info.type == tarfile.GNUTYPE_LONGNAME:
             long_name = read(data_offset, info.size).rstrip(b"\0").decode("utf-8", "surrogateescape")
         elif info.type in _PAX_TYPES:
-            path = _pax_path(read(data_offset, info.size))
+            path = _pax_path(read(data_offset, info.size), offset)
             if info.type != tarfile.XGLTYPE and path is not None:
                 long_name = path
         else:

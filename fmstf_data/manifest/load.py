@@ -302,10 +302,10 @@ class _ManifestParser:
         if value.get("options") is not None:
             raw = self._mapping(value["options"], f"{where}.options", tuple(PAIR_OPTION_RULES), "pair options")
             options = self._options(raw, f"{where}.options", tuple(PAIR_OPTION_RULES))
+        notes, licence = self._string(value, "notes", where), self._string(value, "licence", where)  # own lines
         try:
             return PairSpec(id=pair_id, split=split, hdr=hdr, sdr=sdr, start_seconds=start, end_seconds=end,
-                            notes=self._string(value, "notes", where), licence=self._string(value, "licence", where),
-                            options=options, line=self.doc.line_of(where))
+                            notes=notes, licence=licence, options=options, line=self.doc.line_of(where))
         except ManifestError as error:
             raise self.doc.error(error.message, where) from None
 
