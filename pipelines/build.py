@@ -14,6 +14,7 @@ is streamed pair by pair (docs/scaling.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from fmstf_data.manifest.load import load_manifest
 from fmstf_data.manifest.schema import Manifest, PairSpec
 from fmstf_data.store.storage import Storage, StorageError, open_storage
 from pipelines.cluster import check_out_reachable, start_ray, task_resources
+from pipelines.lock import BuildLock
 from pipelines.options import BuildOptions, OptionsError, PairOptions, fingerprint
 from pipelines.pair_task import options_payload, process_pair
 from pipelines.records import (
@@ -95,8 +97,10 @@ def plan_pairs(manifest: Manifest, build: BuildOptions) -> list[PlannedPair]:
     return planned
 
 
-def completed_record(storage: Storage, planned: PlannedPair) -> dict[str, Any] | None:
-    """The summary of the pair's record when it is complete for this fingerprint and all its files are in place."""
+def completed_record(storage: Storage, planned: PlannedPair, *, verify_checksums: bool = False
+                     ) -> dict[str, Any] | None:
+    """The summary of the pair's record when it is complete for this fingerprint and all its files are in place,
+    each shard of the size its record gives (and, with ``verify_checksums``, of the same sha256)."""
     if not storage.exists(record_path(planned.spec.id)):
         return None
     try:
@@ -109,7 +113,31 @@ def completed_record(storage: Storage, planned: PlannedPair) -> dict[str, Any] |
     if not storage.exists(samples_path(planned.spec.id)) or not all(storage.exists(s) for s in record["shards"]):
         logger.warning("%s: record present but files missing, rebuilding the pair", planned.spec.id)
         return None
+    problem = shard_problem(storage, record.get("shard_files") or [], verify_checksums=verify_checksums)
+    if problem:
+        logger.warning("%s: %s; rebuilding the pair", planned.spec.id, problem)
+        return None
     return summarize_record(record)
+
+
+def shard_problem(storage: Storage, shard_files: list[dict[str, Any]], *, verify_checksums: bool) -> str | None:
+    """Why a completed pair's shards are not what its record says (size, and with ``verify_checksums`` the sha256
+    of every byte), or None."""
+    for shard in shard_files:
+        try:
+            size = storage.size_bytes(shard["name"])
+        except StorageError:
+            return f"{shard['name']} is missing"
+        if size != shard["size_bytes"]:
+            return f"{shard['name']} has {size} bytes, its record says {shard['size_bytes']} (truncated or replaced?)"
+        if verify_checksums:
+            digest = hashlib.sha256()
+            with storage.filesystem.open_input_stream(storage.path(shard["name"])) as stream:
+                while chunk := stream.read(8 << 20):
+                    digest.update(chunk)
+            if digest.hexdigest() != shard["sha256"]:
+                return f"{shard['name']} does not match the checksum in its record (damaged)"
+    return None
 
 
 def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
@@ -179,14 +207,17 @@ def write_index(storage: Storage, records: list[dict[str, Any]]) -> int:
     return count
 
 
-def completed_records(storage: Storage, planned: list[PlannedPair], threads: int = RESUME_CHECK_THREADS
-                      ) -> list[dict[str, Any] | None]:
+def completed_records(storage: Storage, planned: list[PlannedPair], threads: int = RESUME_CHECK_THREADS, *,
+                      verify_checksums: bool = False) -> list[dict[str, Any] | None]:
     """:func:`completed_record` of every planned pair, checked concurrently (each check is a few small reads and
     existence checks of the pair's own files: on an object store, round trips that overlap)."""
+    def check(pair: PlannedPair) -> dict[str, Any] | None:
+        return completed_record(storage, pair, verify_checksums=verify_checksums)
+
     if len(planned) <= 1:
-        return [completed_record(storage, pair) for pair in planned]
+        return [check(pair) for pair in planned]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="resume-check") as pool:
-        return list(pool.map(lambda pair: completed_record(storage, pair), planned))
+        return list(pool.map(check, planned))
 
 
 def with_absolute_paths(build: BuildOptions) -> BuildOptions:
@@ -213,8 +244,22 @@ def run_build(build: BuildOptions, *, on_record: Callable[[dict[str, Any]], None
     manifest = load_manifest(build.manifest_path)
     planned = plan_pairs(manifest, build)
     storage = open_storage(build.out)
+    lock = BuildLock(storage)
     try:
         storage.makedirs("")
+        lock.acquire()
+    except OSError as error:
+        raise StorageError(f"cannot use the output location {storage.display()}: {error}") from error
+    try:
+        return _build_locked(build, manifest, planned, storage, on_record, started)
+    finally:
+        lock.release()
+
+
+def _build_locked(build: BuildOptions, manifest: Manifest, planned: list[PlannedPair], storage: Storage,
+                  on_record: Callable[[dict[str, Any]], None] | None, started: float) -> BuildResult:
+    """The build proper, under the output location's lease (:mod:`pipelines.lock`)."""
+    try:
         storage.delete(".staging")  # leftovers of a killed build: never visible, now gone
     except OSError as error:
         raise StorageError(f"cannot use the output location {storage.display()}: {error}") from error
@@ -222,7 +267,8 @@ def run_build(build: BuildOptions, *, on_record: Callable[[dict[str, Any]], None
     records: dict[str, dict[str, Any]] = {}
     todo = []
     skipped = []
-    complete = [None] * len(planned) if build.force else completed_records(storage, planned)
+    complete = [None] * len(planned) if build.force else completed_records(
+        storage, planned, verify_checksums=build.verify_resume)
     for pair, record in zip(planned, complete):
         if record is not None:
             records[pair.spec.id] = record

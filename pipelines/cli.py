@@ -15,7 +15,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,8 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
                                                                          "1024 MB)")
     parser.add_argument("--only", nargs="+", default=(), metavar="PAIR_ID", help="build only these pairs")
     parser.add_argument("--force", action="store_true", help="rebuild pairs that are already complete")
+    parser.add_argument("--verify-resume", action="store_true",
+                        help="re-hash the shards of completed pairs before skipping them (sizes are always checked)")
     parser.add_argument("--no-previews", action="store_true", help="skip preview pictures in the report")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (pairs per split, sources, what "
                                                                "would be fetched) and touch nothing")
@@ -160,7 +164,7 @@ def _build_options(args: argparse.Namespace):
     values: dict[str, Any] = {
         "manifest_path": args.manifest, "out": args.out, "cache_dir": args.cache or default_cache_dir(),
         "ray_address": args.ray_address, "pair_options": pair_options, "only_pairs": tuple(args.only),
-        "force": args.force, "previews": not args.no_previews, "fetch": fetch,
+        "force": args.force, "verify_resume": args.verify_resume, "previews": not args.no_previews, "fetch": fetch,
     }
     for name, value in (("workers", args.workers), ("cpus_per_task", args.cpus_per_task),
                         ("memory_per_task_bytes", args.memory_per_task), ("max_retries", args.max_retries)):
@@ -227,6 +231,19 @@ def run_probe_command(args: argparse.Namespace) -> int:
     return EXIT_PAIRS_FAILED if problem else EXIT_OK
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same orderly stop as Ctrl-C."""
+
+
+#: set when SIGTERM arrived (code on the way may turn our Terminated into a plain KeyboardInterrupt)
+_SIGTERM_RECEIVED = threading.Event()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    _SIGTERM_RECEIVED.set()
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
@@ -235,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = {"build": run_build_command, "probe": run_probe_command, "align": run_align_command,
                 "verify": run_verify_command}
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C: the build stops its workers, its lease
     try:
         code = commands[args.command](args)
         sys.stdout.flush()  # a reader that went away shows here, inside the handlers below
@@ -250,9 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({error.filename})" if getattr(error, "filename", None) else ""
         print(f"fmstf-data {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print("fmstf-data: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return 143 if isinstance(interrupt, Terminated) or _SIGTERM_RECEIVED.is_set() else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

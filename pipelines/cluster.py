@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +95,8 @@ def start_ray(build: BuildOptions) -> bool:
     address = build.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         check_reachable(address)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    sigterm_handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
     try:
         if address:
             logger.info("joining the Ray cluster at %s", address)
@@ -110,6 +114,8 @@ def start_ray(build: BuildOptions) -> bool:
                 "RAY_AUTH_TOKEN_PATH as on its nodes: docs/scaling.md)") if address else ""
         raise ClusterError(f"could not {where}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
                            f"{hint}") from error
+    if in_main_thread and sigterm_handler is not None:
+        signal.signal(signal.SIGTERM, sigterm_handler)  # Ray's core worker replaced it: SIGTERM stops us in order
     return True
 
 

@@ -89,6 +89,8 @@ class BuildOptions:
         max_shard_bytes: shards are closed before they pass this size.
         only_pairs: build just these pair ids (empty: all).
         force: rebuild pairs even when a matching completed record exists.
+        verify_resume: on resume, re-hash every shard of a completed pair against its record's sha256 (reads all
+            of them); without it, each shard's size is checked against the record.
         previews: write preview PNGs into the report.
         fetch: options for fetching (see fmstf_data.sources), as a plain mapping.
     """
@@ -105,6 +107,7 @@ class BuildOptions:
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     only_pairs: tuple[str, ...] = ()
     force: bool = False
+    verify_resume: bool = False
     previews: bool = True
     fetch: dict[str, Any] = field(default_factory=dict)
 

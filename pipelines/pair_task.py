@@ -211,6 +211,8 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
                                    parquet_bytes(pa.Table.from_pylist(rows, schema=SAMPLE_INDEX_SCHEMA)))
         if preview_sample is not None:
             storage.write_bytes_atomic(f"report/previews/{pair.id}.png", preview_png(preview_sample))
+        record["shard_files"] = [{"name": shard.name, "size_bytes": shard.size_bytes, "sha256": shard.sha256}
+                                 for shard in shards]
         record.update(status="ok", samples=len(rows), shards=[shard.name for shard in shards],
                       bytes=sum(shard.size_bytes for shard in shards))
         stage.enter("done")

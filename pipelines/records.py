@@ -105,9 +105,10 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
     """The driver's copy of a pair's record: the same keys, without the offset-search curves (``alignment``'s
-    ``candidate_*`` lists, replaced by their length) and with each side's probe cut to
+    ``candidate_*`` lists, replaced by their length), without the per-shard sizes and checksums, and with each side's
+    probe cut to
     :data:`PROBE_SUMMARY_FIELDS`. Everything :func:`pair_row` and the report's summary read is kept."""
-    summary = dict(record)
+    summary = {key: value for key, value in record.items() if key != "shard_files"}  # one entry per shard
     alignment = record.get("alignment")
     if isinstance(alignment, dict):
         summary["alignment"] = {key: value for key, value in alignment.items() if not key.startswith("candidate_")}

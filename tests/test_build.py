@@ -434,3 +434,27 @@ def test_a_reader_that_goes_away_and_a_full_disk_are_not_tracebacks(tmp_path, ca
     assert main(["align", "a.mp4", "b.mp4"]) == 2
     error = capsys.readouterr().err
     assert error == f"fmstf-data align: error: No space left on device ({tmp_path / 'plot.png'})\n"
+
+
+def test_resume_checks_shard_sizes_and_on_request_their_checksums(demo_build, tmp_path):
+    out, _ = demo_build
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for pair in ("city", "forest", "harbor"):  # the record's size and sha256, computed here independently
+        record = json.loads((copy / "pairs" / f"{pair}.json").read_text())
+        for shard in record["shard_files"]:
+            data = (copy / shard["name"]).read_bytes()
+            assert (shard["size_bytes"], shard["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    city = copy / "shards" / "train" / "city-000000.tar"
+    with open(city, "r+b") as handle:
+        handle.truncate(city.stat().st_size // 2)
+    result = build_demo(copy)
+    assert result.exit_code == 0 and sorted(result.skipped) == ["forest", "harbor"]  # city rebuilt
+    forest = copy / "shards" / "train" / "forest-000000.tar"
+    damaged = bytearray(forest.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01  # same size: only the checksum can tell
+    forest.write_bytes(bytes(damaged))
+    assert sorted(build_demo(copy).skipped) == ["city", "forest", "harbor"]
+    result = build_demo(copy, verify_resume=True)
+    assert sorted(result.skipped) == ["city", "harbor"]
+    assert content_digests(copy) == DEMO_CONTENT_DIGESTS

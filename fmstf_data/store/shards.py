@@ -10,6 +10,7 @@ The tars are plain POSIX (GNU) tar files: ``tar tf`` lists them and ``webdataset
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import posixpath
@@ -41,16 +42,32 @@ class ShardInfo:
         sample_count: samples in it.
         size_bytes: bytes of the tar file.
         keys: sample keys in order.
+        sha256: hex sha256 of the tar file's bytes, computed while writing.
     """
 
     name: str
     sample_count: int
     size_bytes: int
     keys: tuple[str, ...]
+    sha256: str = ""
 
     def __post_init__(self) -> None:
         if self.sample_count != len(self.keys):
             raise ShardError(f"{self.name}: sample_count {self.sample_count} != {len(self.keys)} keys")
+
+
+class _HashingStream:
+    """A write-only stream that hashes what passes through it (tarfile's streaming mode only calls write)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.digest = hashlib.sha256()
+        self.bytes_written = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.bytes_written += len(data)
+        return self.stream.write(data)
 
 
 def member_bytes(size: int) -> int:
@@ -105,7 +122,8 @@ class ShardWriter:
     def _open_next(self) -> None:
         name = self._shard_name(len(self._finished))
         self._stream = self.storage.open_output(self._staged(name))
-        self._tar = tarfile.open(fileobj=self._stream, mode="w|", format=tarfile.GNU_FORMAT)
+        self._hashing = _HashingStream(self._stream)
+        self._tar = tarfile.open(fileobj=self._hashing, mode="w|", format=tarfile.GNU_FORMAT)
         self._keys = []
         self._bytes = TAR_END_BYTES
 
@@ -116,8 +134,10 @@ class ShardWriter:
         self._stream.close()
         name = self._shard_name(len(self._finished))
         size = self.storage.size_bytes(self._staged(name))
+        if size != self._hashing.bytes_written:
+            raise ShardError(f"{name}: {self._hashing.bytes_written} bytes written but {size} bytes stored")
         self._finished.append(ShardInfo(name=name, sample_count=len(self._keys), size_bytes=size,
-                                        keys=tuple(self._keys)))
+                                        keys=tuple(self._keys), sha256=self._hashing.digest.hexdigest()))
         logger.debug("finished shard %s: %d samples, %d bytes", name, len(self._keys), size)
         self._tar = None
         self._stream = None
