@@ -18,6 +18,8 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -33,7 +35,7 @@ from fmstf_data.manifest.load import load_manifest
 from fmstf_data.manifest.schema import Manifest, PairSpec
 from fmstf_data.store.storage import Storage, StorageError, open_storage
 from pipelines.cluster import check_out_reachable, start_ray, task_resources
-from pipelines.lock import BuildLock
+from pipelines.lock import LOCK_NAME, BuildLock
 from pipelines.options import BuildOptions, OptionsError, PairOptions, fingerprint
 from pipelines.pair_task import options_payload, process_pair
 from pipelines.records import (
@@ -220,6 +222,17 @@ def completed_records(storage: Storage, planned: list[PlannedPair], threads: int
         return list(pool.map(check, planned))
 
 
+#: the top-level entries a build writes in its output location
+OWN_ENTRIES = ("index", "pairs", "report", "shards", ".staging", LOCK_NAME)
+#: names of the temporary files :meth:`fmstf_data.store.storage.Storage.write_bytes_atomic` writes
+PARTIAL_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.partial$")
+
+
+def foreign_entries(storage: Storage) -> list[str]:
+    """Top-level entries of the output location this tool did not write (a wrong --out, e.g. a home folder)."""
+    return [name for name in storage.list_top() if name not in OWN_ENTRIES and not name.startswith(".fmstf-reach-")]
+
+
 def with_absolute_paths(build: BuildOptions) -> BuildOptions:
     """``out`` and ``cache_dir`` made absolute on the driver when they are local paths: a worker's working directory
     is not the driver's."""
@@ -247,6 +260,11 @@ def run_build(build: BuildOptions, *, on_record: Callable[[dict[str, Any]], None
     lock = BuildLock(storage)
     try:
         storage.makedirs("")
+        foreign = foreign_entries(storage)
+        if foreign and not build.force:
+            raise StorageError(f"{storage.display()} holds files this tool did not write ({', '.join(foreign[:5])}"
+                               f"{', ...' if len(foreign) > 5 else ''}); choose an empty or earlier build folder, or "
+                               f"pass --force to build there anyway")
         lock.acquire()
     except OSError as error:
         raise StorageError(f"cannot use the output location {storage.display()}: {error}") from error
@@ -260,7 +278,11 @@ def _build_locked(build: BuildOptions, manifest: Manifest, planned: list[Planned
                   on_record: Callable[[dict[str, Any]], None] | None, started: float) -> BuildResult:
     """The build proper, under the output location's lease (:mod:`pipelines.lock`)."""
     try:
-        storage.delete(".staging")  # leftovers of a killed build: never visible, now gone
+        storage.delete(".staging")  # leftovers of a killed build (only builds holding the lease write there)
+        for folder in ("index", "pairs", "report"):  # half-written files of a killed build: ours by their names
+            for name in storage.list_files(folder, ".partial"):
+                if PARTIAL_NAME.match(posixpath.basename(name)):
+                    storage.delete(name)
     except OSError as error:
         raise StorageError(f"cannot use the output location {storage.display()}: {error}") from error
 
@@ -277,6 +299,11 @@ def _build_locked(build: BuildOptions, manifest: Manifest, planned: list[Planned
             todo.append(pair)
     if skipped:
         logger.info("resuming: %d pair(s) already complete: %s", len(skipped), ", ".join(skipped))
+    if any(storage.exists(record_path(pair.spec.id)) for pair in todo):
+        # pairs rebuilt in place rewrite shards the current index names: retire the index first, so that no
+        # moment (a kill included) leaves an index that disagrees with its shards; it is written again at the end
+        for name in ("index/samples.parquet", "index/pairs.parquet"):
+            storage.delete(name)
     callback = on_record or (lambda record: None)
     for record in skipped:
         callback(records[record])

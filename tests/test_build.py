@@ -458,3 +458,44 @@ def test_resume_checks_shard_sizes_and_on_request_their_checksums(demo_build, tm
     result = build_demo(copy, verify_resume=True)
     assert sorted(result.skipped) == ["city", "harbor"]
     assert content_digests(copy) == DEMO_CONTENT_DIGESTS
+
+
+def test_an_out_holding_foreign_files_is_refused_and_partial_files_are_cleaned(demo_build, tmp_path, capsys):
+    from fmstf_data.store.storage import open_storage
+    from pipelines.build import foreign_entries
+
+    home_like = tmp_path / "home"
+    home_like.mkdir()
+    (home_like / "thesis.tex").write_text("years of work")
+    assert main(["build", "--manifest", str(DEMO_MANIFEST), "--out", str(home_like), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "holds files this tool did not write (thesis.tex)" in error and "--force" in error
+    assert sorted(p.name for p in home_like.iterdir()) == ["thesis.tex"]  # nothing written, nothing deleted
+    out, _ = demo_build
+    assert foreign_entries(open_storage(out)) == []  # a finished build is all ours
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    leftovers = [copy / "index" / f".samples.parquet.{'a' * 32}.partial",
+                 copy / "pairs" / f".city.json.{'b' * 32}.partial"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half")
+    result = build_demo(copy)  # every pair complete: nothing rebuilt, leftovers removed
+    assert sorted(result.skipped) == ["city", "forest", "harbor"]
+    assert not any(leftover.exists() for leftover in leftovers)
+
+
+def test_an_in_place_rebuild_retires_the_index_before_rewriting_shards(demo_build, tmp_path):
+    out, _ = demo_build
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    seen = []
+
+    def on_record(record):  # a pair finished: its shards were rewritten; the old index must be gone by now
+        seen.append((record["pair_id"], (copy / "index" / "samples.parquet").exists()))
+
+    options = BuildOptions(manifest_path=str(DEMO_MANIFEST), out=str(copy), cache_dir=str(tmp_path / "cache"),
+                           workers=2, force=True, previews=False)
+    assert run_build(options, on_record=on_record).exit_code == 0
+    assert sorted(seen) == [("city", False), ("forest", False), ("harbor", False)]
+    assert content_digests(copy) == DEMO_CONTENT_DIGESTS  # and the index comes back, the same

@@ -134,6 +134,11 @@ class Storage:
                 if attempt == attempts - 1:
                     raise
 
+    def list_top(self, relative: str = "") -> list[str]:
+        """Names of the entries (files and folders) directly under ``relative``, sorted; none when it is absent."""
+        selector = pafs.FileSelector(self.path(relative), recursive=False, allow_not_found=True)
+        return sorted(posixpath.basename(info.path.rstrip("/")) for info in self.filesystem.get_file_info(selector))
+
     def list_files(self, relative: str, suffix: str = "") -> list[str]:
         """Relative paths of the files under ``relative`` (recursively) ending in ``suffix``, sorted."""
         selector = pafs.FileSelector(self.path(relative), recursive=True, allow_not_found=True)
