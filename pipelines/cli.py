@@ -5,8 +5,9 @@
     fmstf-data align HDR SDR [--plot FILE.png]
     fmstf-data verify OUT [--deep]
 
-Exit codes: 0 success; 1 the build finished but some pairs failed (the summary says which and why); 2 bad input
-(an invalid manifest or option, an unreadable file), with a one-line message and no traceback.
+Exit codes: 0 success; 1 the build finished but some pairs failed (the summary says which and why); 2 bad input or
+environment (an invalid manifest or option, an unreadable file, an unusable --out), with a one-line message and no
+traceback; 130 / 143 interrupted by Ctrl-C / SIGTERM (rerun to resume); 141 the reader of our output went away.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def default_cache_dir() -> str:
 def _add_build(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("build", help="build WebDataset shards, index and report from a manifest")
     parser.add_argument("--manifest", required=True, help="manifest YAML (see manifests/README.md)")
-    parser.add_argument("--out", help="output directory or URI (s3://bucket/prefix, gs://..., hdfs://...)")
+    parser.add_argument("--out", help="output directory or URI (s3://bucket/prefix, gs://..., hdfs://...); "
+                                      "required except with --dry-run")
     parser.add_argument("--cache", default=None, help="where downloads are kept (default: $FMSTF_CACHE or "
                                                       "~/.cache/fmstf-data)")
     parser.add_argument("--workers", type=int, default=None,
@@ -111,7 +113,12 @@ def run_verify_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fmstf-data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="fmstf-data",
+        description="HDR10/SDR video pairs -> exact, aligned PQ triplets in WebDataset shards.",
+        epilog="exit codes: 0 success; 1 the build finished but some pairs failed (the summary says which and why); "
+               "2 bad input or environment (an invalid manifest or option, an unreadable file, an unusable --out), "
+               "with a one-line message; 130/143 interrupted (Ctrl-C / SIGTERM): rerun to resume")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_build(subparsers)

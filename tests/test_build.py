@@ -499,3 +499,15 @@ def test_an_in_place_rebuild_retires_the_index_before_rewriting_shards(demo_buil
     assert run_build(options, on_record=on_record).exit_code == 0
     assert sorted(seen) == [("city", False), ("forest", False), ("harbor", False)]
     assert content_digests(copy) == DEMO_CONTENT_DIGESTS  # and the index comes back, the same
+
+
+def test_help_texts_read_as_plain_text(capsys):
+    for argv in (["--help"], ["build", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "``" not in text and ":func:" not in text, text  # no reStructuredText leaking into --help
+    assert "required except with" in text and "--dry-run" in text  # build --help: when --out is needed
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "exit codes: 0 success" in " ".join(capsys.readouterr().out.split())
