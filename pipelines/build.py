@@ -14,7 +14,6 @@ is streamed pair by pair (docs/scaling.md).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from fmstf_data.errors import ManifestError
 from fmstf_data.manifest.load import load_manifest
 from fmstf_data.manifest.schema import Manifest, PairSpec
 from fmstf_data.store.storage import Storage, StorageError, open_storage
-from pipelines.cluster import check_out_reachable, start_ray, task_resources
+from pipelines.cluster import check_out_reachable, cluster_address, start_ray, task_resources
 from pipelines.lock import LOCK_NAME, BuildLock
 from pipelines.options import BuildOptions, OptionsError, PairOptions, fingerprint
 from pipelines.pair_task import options_payload, process_pair
@@ -112,10 +111,12 @@ def completed_record(storage: Storage, planned: PlannedPair, *, verify_checksums
         return None
     if record.get("status") != "ok" or record.get("fingerprint") != planned.fingerprint:
         return None
-    if not storage.exists(samples_path(planned.spec.id)) or not all(storage.exists(s) for s in record["shards"]):
-        logger.warning("%s: record present but files missing, rebuilding the pair", planned.spec.id)
+    if not storage.exists(samples_path(planned.spec.id)):
+        logger.warning("%s: record present but its sample rows missing, rebuilding the pair", planned.spec.id)
         return None
-    problem = shard_problem(storage, record.get("shard_files") or [], verify_checksums=verify_checksums)
+    # records written before shard sizes were recorded name their shards only: those are checked for existence
+    shard_files = record.get("shard_files") or [{"name": name} for name in record["shards"]]
+    problem = shard_problem(storage, shard_files, verify_checksums=verify_checksums)
     if problem:
         logger.warning("%s: %s; rebuilding the pair", planned.spec.id, problem)
         return None
@@ -123,22 +124,17 @@ def completed_record(storage: Storage, planned: PlannedPair, *, verify_checksums
 
 
 def shard_problem(storage: Storage, shard_files: list[dict[str, Any]], *, verify_checksums: bool) -> str | None:
-    """Why a completed pair's shards are not what its record says (size, and with ``verify_checksums`` the sha256
-    of every byte), or None."""
+    """Why a completed pair's shards are not what its record says, or None: each must exist (one metadata request
+    per shard) with the recorded size, and with ``verify_checksums`` the recorded sha256 of every byte."""
     for shard in shard_files:
         try:
             size = storage.size_bytes(shard["name"])
         except StorageError:
             return f"{shard['name']} is missing"
-        if size != shard["size_bytes"]:
+        if "size_bytes" in shard and size != shard["size_bytes"]:
             return f"{shard['name']} has {size} bytes, its record says {shard['size_bytes']} (truncated or replaced?)"
-        if verify_checksums:
-            digest = hashlib.sha256()
-            with storage.filesystem.open_input_stream(storage.path(shard["name"])) as stream:
-                while chunk := stream.read(8 << 20):
-                    digest.update(chunk)
-            if digest.hexdigest() != shard["sha256"]:
-                return f"{shard['name']} does not match the checksum in its record (damaged)"
+        if verify_checksums and "sha256" in shard and storage.sha256(shard["name"]) != shard["sha256"]:
+            return f"{shard['name']} does not match the checksum in its record (damaged)"
     return None
 
 
@@ -155,7 +151,7 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
 
     started = start_ray(build)
     try:
-        joined = not started or bool(build.ray_address or os.environ.get("RAY_ADDRESS"))
+        joined = not started or cluster_address(build) is not None
         resources = task_resources(build, joined=joined)
         check_out_reachable(build, resources)
         logger.info("%d pair task(s) at a time, %d CPU(s) each", resources.workers, resources.num_cpus)
@@ -233,6 +229,18 @@ def foreign_entries(storage: Storage) -> list[str]:
     return [name for name in storage.list_top() if name not in OWN_ENTRIES and not name.startswith(".fmstf-reach-")]
 
 
+def index_names_any(storage: Storage, pair_ids: set[str]) -> bool:
+    """Whether the current index lists any of ``pair_ids`` as ok: one read of ``index/pairs.parquet``, not a request
+    per pair. No index: False; an unreadable pair index: True (retired rather than trusted)."""
+    if not pair_ids or not storage.exists("index/samples.parquet"):
+        return False
+    try:
+        pairs = pq.read_table(pa.BufferReader(storage.read_bytes("index/pairs.parquet")), columns=["pair_id", "status"])
+    except (StorageError, pa.ArrowException):
+        return True
+    return any(row["status"] == "ok" and row["pair_id"] in pair_ids for row in pairs.to_pylist())
+
+
 def with_absolute_paths(build: BuildOptions) -> BuildOptions:
     """``out`` and ``cache_dir`` made absolute on the driver when they are local paths: a worker's working directory
     is not the driver's."""
@@ -299,7 +307,7 @@ def _build_locked(build: BuildOptions, manifest: Manifest, planned: list[Planned
             todo.append(pair)
     if skipped:
         logger.info("resuming: %d pair(s) already complete: %s", len(skipped), ", ".join(skipped))
-    if any(storage.exists(record_path(pair.spec.id)) for pair in todo):
+    if index_names_any(storage, {pair.spec.id for pair in todo}):
         # pairs rebuilt in place rewrite shards the current index names: retire the index first, so that no
         # moment (a kill included) leaves an index that disagrees with its shards; it is written again at the end
         for name in ("index/samples.parquet", "index/pairs.parquet"):

@@ -84,6 +84,11 @@ def check_reachable(address: str, timeout_seconds: float = 5.0) -> None:
                            f"it with `ray start --head`, or leave --ray-address out for a private instance") from None
 
 
+def cluster_address(build: BuildOptions) -> str | None:
+    """The Ray cluster to join (``--ray-address``, else ``RAY_ADDRESS``), or None for a private instance."""
+    return build.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+
 def start_ray(build: BuildOptions) -> bool:
     """Connect to Ray; returns True when this call started it (and so must shut it down)."""
     import ray
@@ -92,7 +97,7 @@ def start_ray(build: BuildOptions) -> bool:
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # task logs reach a file or a pipe without ANSI escapes
     if ray.is_initialized():
         return False
-    address = build.ray_address or os.environ.get("RAY_ADDRESS")
+    address = cluster_address(build)
     if address:
         check_reachable(address)
     in_main_thread = threading.current_thread() is threading.main_thread()

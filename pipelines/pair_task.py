@@ -92,15 +92,20 @@ def sample_tags(probe: VideoProbe) -> dict[str, Any]:
     }
 
 
-def _published_shards(storage: Storage, pair_id: str) -> list[str]:
-    """The shards an earlier build of this pair published, as its record names them (nothing is listed: the
-    pair's own record is the only place this looks, so the cost does not grow with the build)."""
+def _previous_record(storage: Storage, pair_id: str) -> dict[str, Any] | None:
+    """The record an earlier build of this pair left, if it is readable."""
     try:
         previous = json.loads(storage.read_bytes(record_path(pair_id)))
     except (FmstfError, json.JSONDecodeError, UnicodeDecodeError):
-        return []
+        return None
+    return previous if isinstance(previous, dict) else None
+
+
+def _published_shards(previous: dict[str, Any] | None, pair_id: str) -> list[str]:
+    """The shards an earlier build of this pair published, as its record names them (nothing is listed: the
+    pair's own record is the only place this looks, so the cost does not grow with the build)."""
     pattern = re.compile(rf"^shards/[^/]+/{re.escape(pair_id)}-[0-9]{{6}}\.tar$")
-    shards = previous.get("shards") if isinstance(previous, dict) else None
+    shards = previous.get("shards") if previous is not None else None
     return [name for name in shards if isinstance(name, str) and pattern.match(name)] if isinstance(shards, list) \
         else []
 
@@ -204,7 +209,8 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
 
         stage.enter("write")
         shards = writer.close()
-        for stale in set(_published_shards(storage, pair.id)) - {shard.name for shard in shards}:
+        previous = _published_shards(_previous_record(storage, pair.id), pair.id)
+        for stale in set(previous) - {shard.name for shard in shards}:
             storage.delete(stale)
         writer.publish()
         storage.write_bytes_atomic(samples_path(pair.id),
@@ -271,15 +277,12 @@ def _fail(record: dict[str, Any], stage: _Stage, reason: str, writer: ShardWrite
     _drop_staging(storage, staging)
     # what an earlier build of this pair published from other options no longer holds: take it down with its
     # record; what another attempt of this very build published (same fingerprint, ok) is left alone
-    try:
-        previous = json.loads(storage.read_bytes(record_path(pair_id)))
-    except (FmstfError, json.JSONDecodeError, UnicodeDecodeError):
-        previous = None
-    if isinstance(previous, dict) and previous.get("status") == "ok" \
-            and previous.get("fingerprint") == record["fingerprint"]:
+    previous = _previous_record(storage, pair_id)
+    same_options = previous is not None and previous.get("fingerprint") == record["fingerprint"]
+    if same_options and previous.get("status") == "ok":
         logger.warning("%s: another attempt published this pair with the same options; kept", pair_id)
         return
-    for name in (*_published_shards(storage, pair_id), samples_path(pair_id), record_path(pair_id)):
+    for name in (*_published_shards(previous, pair_id), samples_path(pair_id), record_path(pair_id)):
         storage.delete(name)
 
 

@@ -97,6 +97,7 @@ class PairExtractor(PairAligner):
         if alignment.refusal is not None:
             raise AlignmentError(alignment.refusal)
         options, step = self.options, self.mapping.hdr_step
+        self.stats.hdr_step = step
         phase, shift = alignment.offset_frames % step, alignment.offset_frames // step
         hdr_source, sdr_source = self._hdr.replay(), self._sdr.replay()
         hdr_ticks: dict[int, tuple[DecodedFrame, FrameSignature]] = {}
@@ -172,7 +173,6 @@ class PairExtractor(PairAligner):
         stats = self.stats
         stats.hdr_ticks.append(frame.index)
         stats.sdr_partners.append(-1 if match.sdr_index is None else match.sdr_index)
-        stats.offsets.append(None if match.sdr_index is None else frame.index - step * match.sdr_index)
         stats.scores.append(match.match_score)
         stats.detail_scores.append(match.detail_score)
         status = STATUS_CODES.get(match.problem, "?")

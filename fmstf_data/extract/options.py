@@ -145,7 +145,9 @@ class ExtractionStats:
         hdr_frames_redecoded, sdr_frames_redecoded: frames decoded a second time after the offset search.
         paired_frames: HDR ticks that had an SDR partner.
         hdr_ticks: HDR frame index of every tick decided, in order.
-        sdr_partners: SDR partner per tick (-1: none); offsets: HDR index - step * SDR index per tick (None: none).
+        sdr_partners: SDR partner per tick (-1: none).
+        hdr_step: HDR frames per SDR frame of the pass's frame mapping (a tick's offset is its HDR index minus
+            ``hdr_step`` times its SDR partner's index).
         scores: match score per tick (0 without a partner); detail_scores: detail score per tick.
         frame_status: one character per tick (:data:`STATUS_CODES`; ``"t"`` verified but in a transition).
         low_score_frames: paired ticks below ``min_match_score``.
@@ -166,7 +168,7 @@ class ExtractionStats:
     paired_frames: int = 0
     hdr_ticks: list[int] = field(default_factory=list)
     sdr_partners: list[int] = field(default_factory=list)
-    offsets: list[int | None] = field(default_factory=list)
+    hdr_step: int = 1
     scores: list[float] = field(default_factory=list)
     detail_scores: list[float] = field(default_factory=list)
     frame_status: list[str] = field(default_factory=list)
@@ -188,7 +190,8 @@ class ExtractionStats:
         return pa.Table.from_pydict({
             "hdr_frame": self.hdr_ticks,
             "sdr_frame": [None if partner < 0 else partner for partner in self.sdr_partners],
-            "offset_frames": self.offsets,
+            "offset_frames": [None if partner < 0 else frame - self.hdr_step * partner
+                              for frame, partner in zip(self.hdr_ticks, self.sdr_partners)],
             "match_score": self.scores,
             "detail_score": self.detail_scores,
             "status": [STATUS_NAMES.get(code, "unknown") for code in self.frame_status],

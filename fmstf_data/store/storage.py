@@ -8,6 +8,7 @@ A location is either a plain local path or a URI that ``pyarrow.fs.FileSystem.fr
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import posixpath
@@ -96,6 +97,17 @@ class Storage:
                 return stream.read()
         except FileNotFoundError as error:
             raise StorageError(f"{self.path(relative)} does not exist") from error
+
+    def sha256(self, relative: str, chunk_bytes: int = 8 << 20) -> str:
+        """Hex sha256 of a file's bytes, read in ``chunk_bytes`` pieces (never the whole file in memory)."""
+        digest = hashlib.sha256()
+        try:
+            with self.filesystem.open_input_stream(self.path(relative)) as stream:
+                while chunk := stream.read(chunk_bytes):
+                    digest.update(chunk)
+        except FileNotFoundError as error:
+            raise StorageError(f"{self.path(relative)} does not exist") from error
+        return digest.hexdigest()
 
     def open_output(self, relative: str):
         """A binary output stream (``pyarrow.NativeFile``) for ``relative``; parent directories are created."""
