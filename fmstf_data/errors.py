@@ -61,6 +61,10 @@ class AlignmentError(FmstfError):
     """Two versions could not be aligned (different videos, unmappable geometry, frame-rate mismatch)."""
 
 
+class ExtractError(FmstfError):
+    """A pair's extraction could not finish (a chunk failed: its reason is in the message)."""
+
+
 class SampleFormatError(FmstfError):
     """A stored sample that does not decode as the sample format says (corrupt bytes, wrong shapes)."""
 

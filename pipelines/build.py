@@ -1,9 +1,11 @@
 """``fmstf-data build``: Ray over the pairs of a manifest, resume, index, report.
 
-Data flow (docs/architecture.md): resolve the manifest -> skip pairs already complete -> run every other pair as a
-Ray task (:func:`pipelines.pair_task.process_pair`: fetch, probe, align, extract, write) with at most ``workers``
-in flight -> collect one record per pair -> write the index (``index/samples.parquet``, ``index/pairs.parquet``)
-and the report.
+Data flow (docs/architecture.md): resolve the manifest -> skip pairs already complete -> run every other pair as
+Ray tasks with at most ``workers`` in flight: an alignment task (:func:`pipelines.pair_task.align_pair`: fetch,
+probe, align, plan the chunks), chunk tasks over spans of the HDR timeline (:func:`pipelines.chunk_task.
+extract_chunk`: seek, verify, select, write shards), a finalize task (:func:`pipelines.pair_task.finalize_pair`:
+publish, record) -> collect one record per pair -> write the index (``index/samples.parquet``,
+``index/pairs.parquet``) and the report.
 
 Ray (:mod:`pipelines.cluster`): by default a private local instance on a loopback address is started and stopped;
 ``--ray-address`` or ``RAY_ADDRESS`` joins an existing cluster instead (every node needs fmstf-data installed, and
@@ -23,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -33,10 +35,17 @@ from fmstf_data.errors import ManifestError
 from fmstf_data.manifest.load import load_manifest
 from fmstf_data.manifest.schema import Manifest, PairSpec
 from fmstf_data.store.storage import Storage, StorageError, open_storage
-from pipelines.cluster import check_out_reachable, cluster_address, start_ray, task_resources
+from pipelines.chunk_task import extract_chunk
+from pipelines.cluster import (
+    check_out_reachable,
+    cluster_address,
+    largest_node_memory_bytes,
+    start_ray,
+    task_resources,
+)
 from pipelines.lock import LOCK_NAME, BuildLock
 from pipelines.options import BuildOptions, OptionsError, PairOptions, fingerprint
-from pipelines.pair_task import options_payload, process_pair
+from pipelines.pair_task import align_pair, finalize_pair, options_payload
 from pipelines.records import (
     PAIR_INDEX_SCHEMA,
     SAMPLE_INDEX_SCHEMA,
@@ -138,10 +147,30 @@ def shard_problem(storage: Storage, shard_files: list[dict[str, Any]], *, verify
     return None
 
 
+@dataclass
+class _PairRun:
+    """The driver's state of one pair in flight: its plan (a Ray object reference, never fetched to the driver),
+    the chunks still to submit and the chunk summaries in."""
+
+    planned: PlannedPair
+    plan: Any = None
+    chunk_count: int = 0
+    memory_bytes: int | None = None
+    next_chunk: int = 0
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _died(error: Exception, what: str) -> str:
+    return f"the Ray worker running {what} died: {error}".splitlines()[0]
+
+
 def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
                   on_record: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     """Process ``todo`` as Ray tasks (:mod:`pipelines.cluster` sizes them), at most as many in flight as the
-    cluster can run; records (summaries) in completion order.
+    cluster can run: per pair an alignment task (:func:`pipelines.pair_task.align_pair`), its chunk tasks
+    (:func:`pipelines.chunk_task.extract_chunk`, spread over the cluster) and a finalize task
+    (:func:`pipelines.pair_task.finalize_pair`). Finishing pairs goes first, then chunks of aligned pairs, then
+    new pairs, so that few pairs are open at a time. Records (summaries) in completion order.
 
     Raises:
         OptionsError: no node can run a task as declared.
@@ -154,26 +183,77 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
         joined = not started or cluster_address(build) is not None
         resources = task_resources(build, joined=joined)
         check_out_reachable(build, resources)
-        logger.info("%d pair task(s) at a time, %d CPU(s) each", resources.workers, resources.num_cpus)
-        remote = ray.remote(process_pair).options(**resources.remote_options(build.max_retries))
-        pending: dict[Any, PlannedPair] = {}
+        logger.info("%d task(s) at a time, %d CPU(s) each", resources.workers, resources.num_cpus)
+        options = resources.remote_options(build.max_retries)
+        align_remote = ray.remote(align_pair).options(**options, num_returns=2)
+        chunk_function = ray.remote(extract_chunk)
+        chunk_remote = chunk_function.options(**options)
+        finalize_remote = ray.remote(finalize_pair).options(**{**options, "num_cpus": 1})
+        largest_memory = largest_node_memory_bytes()
+        pending: dict[Any, tuple[str, _PairRun, int]] = {}
         queue = list(todo)
+        aligned: list[_PairRun] = []  # pairs with chunks still to submit, in order
         records = []
-        while queue or pending:
-            while queue and len(pending) < resources.workers:
-                planned = queue.pop(0)
-                pending[remote.remote(planned.spec, build, planned.options, planned.fingerprint)] = planned
+
+        def submit() -> None:
+            while len(pending) < resources.workers:
+                if aligned:
+                    run = aligned[0]
+                    index = run.next_chunk
+                    run.next_chunk += 1
+                    if run.next_chunk == run.chunk_count:
+                        aligned.pop(0)
+                    remote = chunk_remote if run.memory_bytes is None else \
+                        chunk_function.options(**options, memory=run.memory_bytes)
+                    pending[remote.remote(run.plan, index, build)] = ("chunk", run, index)
+                elif queue:
+                    planned = queue.pop(0)
+                    summary, plan = align_remote.remote(planned.spec, build, planned.options, planned.fingerprint)
+                    pending[summary] = ("align", _PairRun(planned, plan), -1)
+                else:
+                    return
+
+        def finish(record: dict[str, Any]) -> None:
+            records.append(record)
+            on_record(record)
+
+        while queue or pending or aligned:
+            submit()
             done, _ = ray.wait(list(pending), num_returns=1)
             for reference in done:
-                planned = pending.pop(reference)
-                try:
-                    record = ray.get(reference)
-                except ray.exceptions.RayError as error:  # the worker died (OOM, crash): the pair fails, not the build
-                    record = {"pair_id": planned.spec.id, "split": planned.spec.split, "status": "extract",
-                              "reason": f"the Ray worker processing this pair died: {error}".splitlines()[0],
-                              "samples": 0, "shards": [], "bytes": 0}
-                records.append(record)
-                on_record(record)
+                kind, run, index = pending.pop(reference)
+                spec = run.planned.spec
+                if kind == "align":
+                    try:
+                        summary = ray.get(reference)
+                    except ray.exceptions.RayError as error:
+                        summary = {"pair_id": spec.id, "split": spec.split, "status": "align",
+                                   "reason": _died(error, "this pair's alignment"), "samples": 0, "shards": [],
+                                   "bytes": 0}
+                    if summary["status"] != "planned":
+                        finish(summary)
+                        continue
+                    run.chunk_count = summary["chunks"]
+                    if resources.memory_bytes is None:  # no --memory-per-task: declare the estimate from the frames
+                        run.memory_bytes = min(summary["task_memory_bytes"], int(0.8 * largest_memory))
+                    aligned.append(run)
+                elif kind == "chunk":
+                    try:
+                        run.chunks.append(ray.get(reference))
+                    except ray.exceptions.RayError as error:
+                        run.chunks.append({"index": index, "span": [None, None], "status": "failed",
+                                           "reason": _died(error, f"chunk {index}"), "shard_files": [],
+                                           "samples": 0})
+                    if len(run.chunks) == run.chunk_count:
+                        pending[finalize_remote.remote(run.plan, run.chunks, build)] = ("finalize", run, -1)
+                else:
+                    try:
+                        record = ray.get(reference)
+                    except ray.exceptions.RayError as error:
+                        record = {"pair_id": spec.id, "split": spec.split, "status": "extract",
+                                  "reason": _died(error, "this pair's finalize step"), "samples": 0, "shards": [],
+                                  "bytes": 0}
+                    finish(record)
         return records
     finally:
         if started:

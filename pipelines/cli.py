@@ -57,6 +57,9 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
                                                             "private local Ray instance)")
     parser.add_argument("--stride", type=int, default=None, help="frames between kept triplet centres (default 8; "
                                                                  "the manifest may override)")
+    parser.add_argument("--chunk-seconds", type=float, default=None,
+                        help="seconds of the HDR timeline per chunk task (default 60; the samples do not depend on "
+                             "it; a manifest's defaults override this)")
     parser.add_argument("--max-shard-mb", type=float, default=None, help="close shards before this size (default "
                                                                          "1024 MB)")
     parser.add_argument("--only", nargs="+", default=(), metavar="PAIR_ID", help="build only these pairs")
@@ -167,7 +170,9 @@ def _build_options(args: argparse.Namespace):
     from pipelines.options import BuildOptions, PairOptions
 
     fetch = _fetch_options(args)
-    pair_options = PairOptions() if args.stride is None else PairOptions(stride_frames=args.stride)
+    pair_overrides = {name: value for name, value in (("stride_frames", args.stride),
+                                                      ("chunk_seconds", args.chunk_seconds)) if value is not None}
+    pair_options = PairOptions().with_overrides(pair_overrides)
     values: dict[str, Any] = {
         "manifest_path": args.manifest, "out": args.out, "cache_dir": args.cache or default_cache_dir(),
         "ray_address": args.ray_address, "pair_options": pair_options, "only_pairs": tuple(args.only),

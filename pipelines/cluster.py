@@ -59,6 +59,31 @@ class TaskResources:
         return options
 
 
+#: what a chunk task holds besides video frames: the interpreter with PyAV/FFmpeg, numpy and pyarrow loaded
+TASK_BASE_BYTES = 400 << 20
+#: decoded frames a chunk task may hold per side at once: the verification's lookbehind (16 ticks) and lookahead
+#: (window and fade detection, about 10), the triplet, and the decoder threads' frames in flight
+FRAMES_HELD_PER_SIDE = 40
+
+
+def estimate_task_memory_bytes(hdr_frame_bytes: int, sdr_frame_bytes: int) -> int:
+    """Memory a chunk task of a pair with these decoded frame sizes (bytes of the three planes of one frame) needs:
+    the base, the frames held, and one sample being encoded (three HDR frames, three SDR frames on the HDR grid, and
+    their compressed copies). For 3840x2160 10-bit HDR and 1080p SDR: about 1.7 GB (a 2160p pair task peaked near
+    1.84 GB when measured)."""
+    sdr_on_hdr_grid = hdr_frame_bytes // 2  # 8-bit planes on the 10-bit (2-byte) HDR grid
+    sample = 3 * (hdr_frame_bytes + sdr_on_hdr_grid) * 2
+    return TASK_BASE_BYTES + FRAMES_HELD_PER_SIDE * (hdr_frame_bytes + sdr_frame_bytes) + sample
+
+
+def largest_node_memory_bytes() -> int:
+    """The ``memory`` resource of the largest live node of the connected Ray cluster."""
+    import ray
+
+    return int(max((node.get("Resources", {}).get("memory", 0) for node in ray.nodes() if node.get("Alive")),
+                   default=0))
+
+
 def storage_environment() -> dict[str, str]:
     """The driver's environment variables a worker needs to open the output location (:data:`STORAGE_ENV_PREFIXES`)."""
     return {name: value for name, value in sorted(os.environ.items()) if name.startswith(STORAGE_ENV_PREFIXES)}

@@ -20,18 +20,26 @@ class OptionsError(FmstfError):
     """A build option with an unusable value."""
 
 
+#: seconds of the HDR timeline per chunk task (docs/scaling.md: a chunk's fixed cost, the seek and its lead-in of
+#: two seconds, stays a few per cent of its work; a 4K minute is a few minutes of one CPU)
+DEFAULT_CHUNK_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class PairOptions:
     """Per-pair processing options; a manifest's ``defaults`` and a pair's ``options`` override these.
 
     Attributes:
-        stride_frames: minimum distance between kept triplet centres, in HDR frames.
+        stride_frames: one triplet centre is kept per window of this many HDR frames (the first usable one).
         max_offset_seconds: the offset search covers [-this, +this] seconds of the HDR timeline.
         search_seconds: how much of each video (beyond the offset window) the offset search decodes.
         min_pair_score: a pair whose best offset scores below this is refused as "different videos".
         min_match_score: frame pairs below this match score are not used in triplets.
         cut_score: consecutive frames below this score start a new shot.
         zstd_level: zstd level of the stored planes (1 fastest ... 19 smallest).
+        chunk_seconds: a pair's work is split into chunk tasks over this many seconds of the HDR timeline each
+            (docs/scaling.md); the samples do not depend on it, only how their shards are cut and how many nodes
+            share one video.
     """
 
     stride_frames: int = _EXTRACT_DEFAULTS.stride_frames
@@ -41,6 +49,7 @@ class PairOptions:
     min_match_score: float = _EXTRACT_DEFAULTS.min_match_score
     cut_score: float = _EXTRACT_DEFAULTS.cut_score
     zstd_level: int = DEFAULT_ZSTD_LEVEL
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
 
     def __post_init__(self) -> None:
         if self.stride_frames < 1:
@@ -51,6 +60,8 @@ class PairOptions:
         for name in ("min_pair_score", "min_match_score", "cut_score"):
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise OptionsError(f"{name} must be in [-1, 1], got {getattr(self, name)}")
+        if not self.chunk_seconds > 0:
+            raise OptionsError(f"chunk_seconds must be > 0, got {self.chunk_seconds}")
         if not 1 <= self.zstd_level <= 22:
             raise OptionsError(f"zstd_level must be in 1..22, got {self.zstd_level}")
 

@@ -1,15 +1,17 @@
-"""The work for one pair, run as a Ray task: fetch -> probe -> align -> extract + write -> record.
+"""The per-pair work around the chunks, as Ray tasks: align and plan (:func:`align_pair`), then publish
+(:func:`finalize_pair`); the chunks in between run :func:`pipelines.chunk_task.extract_chunk`.
 
 Every pair ends with a record (contract 6): ``status`` is ``ok`` or the stage that failed (``fetch``, ``probe``,
-``align``, ``extract``), and ``reason`` says why in words a person can act on. A failure never escapes this
-function, so one bad pair cannot stop the build.
+``align``, ``extract``), and ``reason`` says why in words a person can act on. A failure never escapes these
+functions, so one bad pair cannot stop the build.
 
-Crash safety: shards are staged under ``.staging/{pair_id}/{attempt}/`` (each attempt its own: a worker that
-outlived its node and a retry never share files) and moved into place only when the pair is complete; the per-pair
-sample index is moved into place next, and the record ``pairs/{pair_id}.json`` is written last: a pair counts as
-done only when its record exists and matches the pair's fingerprint. A failing attempt removes only its own staging,
-and takes down published outputs only when they came from other options (a different fingerprint): what another
-attempt of the same build published stays.
+Crash safety: each chunk attempt stages its shards and rows under its own ``.staging/{pair_id}/{attempt}/`` (a
+worker that outlived its node and a retry never share files). The finalize task publishes a pair only when every
+chunk is done: the shards are moved into place, the per-pair sample index next, and the record
+``pairs/{pair_id}.json`` last: a pair counts as done only when its record exists and matches the pair's
+fingerprint. A failing pair removes only the staging of its own attempts, and takes down published outputs only
+when they came from other options (a different fingerprint): what another attempt of the same build published
+stays.
 """
 
 from __future__ import annotations
@@ -17,29 +19,29 @@ from __future__ import annotations
 import json
 import logging
 import os
-import posixpath
 import re
-import socket
 import time
 import traceback
-import uuid
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fmstf_data.align.offset import plan_frame_mapping
-from fmstf_data.errors import AlignmentError, FmstfError, SourceMismatchError
-from fmstf_data.extract.lockstep import PairExtractor
-from fmstf_data.extract.options import ExtractOptions
+from fmstf_data.errors import AlignmentError, ExtractError, FmstfError, SourceMismatchError
+from fmstf_data.extract.options import FRAMES_SCHEMA, ExtractionStats, ExtractOptions, plan_chunks
+from fmstf_data.extract.pair_aligner import PairAligner
 from fmstf_data.manifest.schema import PairSpec
 from fmstf_data.sources import FetchOptions, fetch_source
-from fmstf_data.store.samples import encode_sample
-from fmstf_data.store.shards import ShardWriter
 from fmstf_data.store.storage import Storage, open_storage
 from fmstf_data.video.probe import probe_video
 from fmstf_data.video.record import VideoProbe
-from pipelines.figures import alignment_figure_png, preview_png
+from fmstf_data.video.seek import FrameTimeline, timeline_problem
+from pipelines.chunk_task import PairPlan, attempt_identity, chunk_staged
+from pipelines.cluster import estimate_task_memory_bytes
+from pipelines.figures import alignment_figure_png
 from pipelines.options import BuildOptions, PairOptions
 from pipelines.records import (
     SAMPLE_INDEX_SCHEMA,
@@ -51,23 +53,6 @@ from pipelines.records import (
 )
 
 logger = logging.getLogger(__name__)
-
-def staging_dir(pair_id: str, attempt: str) -> str:
-    return f".staging/{pair_id}/{attempt}"
-
-
-def attempt_identity() -> dict[str, Any]:
-    """Who runs this attempt: a fresh id, the host, the process and (under Ray) the node and task."""
-    identity: dict[str, Any] = {"id": uuid.uuid4().hex[:16], "host": socket.gethostname(), "pid": os.getpid()}
-    try:
-        import ray
-
-        if ray.is_initialized():
-            context = ray.get_runtime_context()
-            identity.update(node=context.get_node_id(), task=context.get_task_id())
-    except Exception as error:  # noqa: BLE001 - identity is diagnostic: never fail a pair over it
-        identity["node"] = f"unknown ({type(error).__name__})"
-    return identity
 
 
 def fps_of(probe: VideoProbe) -> float:
@@ -104,7 +89,7 @@ def _previous_record(storage: Storage, pair_id: str) -> dict[str, Any] | None:
 def _published_shards(previous: dict[str, Any] | None, pair_id: str) -> list[str]:
     """The shards an earlier build of this pair published, as its record names them (nothing is listed: the
     pair's own record is the only place this looks, so the cost does not grow with the build)."""
-    pattern = re.compile(rf"^shards/[^/]+/{re.escape(pair_id)}-[0-9]{{6}}\.tar$")
+    pattern = re.compile(rf"^shards/[^/]+/{re.escape(pair_id)}-[0-9]{{6,}}\.tar$")
     shards = previous.get("shards") if previous is not None else None
     return [name for name in shards if isinstance(name, str) and pattern.match(name)] if isinstance(shards, list) \
         else []
@@ -113,28 +98,46 @@ def _published_shards(previous: dict[str, Any] | None, pair_id: str) -> list[str
 class _Stage:
     """Tracks which stage is running, for the failure status."""
 
-    def __init__(self) -> None:
-        self.name = "fetch"
+    def __init__(self, name: str = "fetch", seconds: dict[str, float] | None = None) -> None:
+        self.name = name
         self.started = time.perf_counter()
-        self.seconds: dict[str, float] = {}
+        self.seconds: dict[str, float] = dict(seconds or {})
 
     def enter(self, name: str) -> None:
         now = time.perf_counter()
-        self.seconds[self.name] = round(now - self.started, 3)
+        self.seconds[self.name] = round(self.seconds.get(self.name, 0.0) + now - self.started, 3)
         self.name, self.started = name, now
 
 
-def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions, fingerprint: str) -> dict[str, Any]:
-    """Run one pair end to end; never raises for a bad pair. Writes its record (``pairs/{pair_id}.json`` when it
-    succeeds) and returns the record's summary (:func:`pipelines.records.summarize_record`, JSON-ready)."""
+def frame_timeline(pts_values: list[int], probe: VideoProbe, role: str, pair_id: str) -> FrameTimeline | None:
+    """The side's frame timeline, or None (logged) when its timestamps cannot name frames."""
+    problem = timeline_problem(pts_values, probe.frame_count_from_content)
+    if problem is not None:
+        logger.warning("%s: %s side cannot be seeked by timestamp (%s); the pair runs as one chunk", pair_id,
+                       role.upper(), problem)
+        return None
+    return FrameTimeline.from_pts(pts_values)
+
+
+def frame_plane_bytes(probe: VideoProbe) -> int:
+    """Bytes of one decoded frame's three 4:2:0 planes (2 bytes a code above 8 bits)."""
+    chroma = ((probe.width + 1) // 2) * ((probe.height + 1) // 2)
+    return (probe.width * probe.height + 2 * chroma) * (2 if probe.bit_depth > 8 else 1)
+
+
+def align_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions, fingerprint: str
+               ) -> tuple[dict[str, Any], PairPlan | None]:
+    """Fetch, probe and align one pair, and plan its chunks; never raises for a bad pair.
+
+    Returns:
+        (summary, plan): ``summary["status"]`` is ``"planned"`` with the plan (``summary["chunks"]`` chunks), or
+        the failed stage, with the pair's failure record written and no plan.
+    """
     storage = open_storage(build.out)
     record: dict[str, Any] = {"pair_id": pair.id, "split": pair.split, "fingerprint": fingerprint,
                               "status": "running", "reason": "", "samples": 0, "shards": [], "bytes": 0}
     stage = _Stage()
-    writer: ShardWriter | None = None
-    attempt = attempt_identity()
-    record["attempt"] = attempt
-    staging = staging_dir(pair.id, attempt["id"])
+    record["attempt"] = attempt_identity()
     try:
         fetch_options = FetchOptions(**build.fetch)
         sides = {}
@@ -145,95 +148,174 @@ def process_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
                             "sha256": fetched.sha256, "size_bytes": fetched.size_bytes}
 
         stage.enter("probe")
-        probes = {}
+        probes, timelines = {}, {}
         for role, fetched in sides.items():
-            probe = probe_video(fetched.path)
+            pts_values: list[int] = []
+            probe = probe_video(fetched.path, timestamps=pts_values)
             probes[role] = probe
             record[role]["probe"] = probe.to_dict()
             problem = probe.problem_as(role)
             if problem is not None:
                 raise SourceMismatchError(f"{role.upper()} side {spec_name(pair, role)}: {problem}")
+            timelines[role] = frame_timeline(pts_values, probe, role, pair.id)
 
         stage.enter("align")
         mapping = plan_frame_mapping(fps_of(probes["hdr"]), fps_of(probes["sdr"]))
         hdr_fps, sdr_fps = float(mapping.hdr_fps), float(mapping.sdr_fps)
         start_frame = round((pair.start_seconds or 0.0) * hdr_fps)
         end_frame = None if pair.end_seconds is None else round(pair.end_seconds * hdr_fps)
-        extractor = PairExtractor(
-            sides["hdr"].path, sides["sdr"].path, pair_id=pair.id, split=pair.split, mapping=mapping,
-            options=ExtractOptions(
-                stride_frames=pair_options.stride_frames, min_match_score=pair_options.min_match_score,
-                cut_score=pair_options.cut_score, start_frame=start_frame, end_frame=end_frame,
-                min_pair_score=pair_options.min_pair_score, decoder_threads=build.cpus_per_task,
-            ).for_rates(hdr_fps, sdr_fps, max_offset_seconds=pair_options.max_offset_seconds,
-                        search_seconds=pair_options.search_seconds),
-            sample_metadata={"hdr": sample_tags(probes["hdr"]), "sdr": sample_tags(probes["sdr"])},
-            sdr_fill_codes=(0, 128) if probes["sdr"].color_range_name == "pc" else (16, 128))
-        alignment = extractor.align()
+        options = ExtractOptions(
+            stride_frames=pair_options.stride_frames, min_match_score=pair_options.min_match_score,
+            cut_score=pair_options.cut_score, start_frame=start_frame, end_frame=end_frame,
+            min_pair_score=pair_options.min_pair_score, decoder_threads=build.cpus_per_task,
+        ).for_rates(hdr_fps, sdr_fps, max_offset_seconds=pair_options.max_offset_seconds,
+                    search_seconds=pair_options.search_seconds)
+        sample_metadata = {"hdr": sample_tags(probes["hdr"]), "sdr": sample_tags(probes["sdr"])}
+        fill_codes = (0, 128) if probes["sdr"].color_range_name == "pc" else (16, 128)
+        aligner = PairAligner(sides["hdr"].path, sides["sdr"].path, pair_id=pair.id, split=pair.split,
+                              mapping=mapping, options=options, sample_metadata=sample_metadata,
+                              sdr_fill_codes=fill_codes)
+        alignment = aligner.align()
         record["alignment"] = alignment.to_dict()
+        record["alignment_pass"] = {"hdr_frames_decoded": aligner.stats.hdr_frames_decoded,
+                                    "sdr_frames_decoded": aligner.stats.sdr_frames_decoded,
+                                    "decode_seconds": round(aligner.stats.decode_seconds, 3),
+                                    "align_seconds": round(aligner.stats.align_seconds, 3)}
         if alignment.refusal is not None:
             _alignment_plot(storage, build, pair.id, record)
             raise AlignmentError(alignment.refusal)
-
+        frame_count = probes["hdr"].frame_count_from_content
+        if start_frame >= frame_count:
+            raise AlignmentError(f"the segment starts at HDR frame {start_frame} but the HDR version has "
+                                 f"{frame_count} frames")
+        seekable = timelines["hdr"] is not None and timelines["sdr"] is not None
+        chunk_frames = max(1, round(pair_options.chunk_seconds * hdr_fps)) if seekable else frame_count + 1
+        chunks = plan_chunks(start_frame, end_frame, frame_count, chunk_frames, pair_options.stride_frames)
         stage.enter("extract")
-        writer = ShardWriter(storage, f"shards/{pair.split}/{pair.id}", staging,
-                             max_shard_bytes=build.max_shard_bytes)
-        rows: list[dict[str, Any]] = []
-        middle_frame = probes["hdr"].frame_count_from_content // 2
-        preview_sample, preview_distance = None, None
-        for sample in extractor.samples():
-            members = encode_sample(sample, zstd_level=pair_options.zstd_level, threads=build.cpus_per_task)
-            shard = writer.write(sample.key, members)
-            meta = sample.metadata
-            rows.append({
-                "key": sample.key, "pair_id": pair.id, "split": pair.split, "shard": shard,
-                "hdr_frames": meta["hdr_frames"], "sdr_frames": meta["sdr_frames"], "shot": meta["shot"],
-                "centre_frame": meta["centre_frame"], "centre_pts_seconds": meta["hdr_pts_seconds"][1],
-                "match_score_min": min(meta["match_scores"]), "width": sample.width, "height": sample.height,
-                "sample_bytes": sum(len(data) for data in members.values()),
-            })
-            distance = abs(meta["centre_frame"] - middle_frame)
-            if build.previews and (preview_distance is None or distance < preview_distance):
-                preview_sample, preview_distance = sample, distance
-        stats = extractor.stats
-        record["extraction"] = stats.to_dict()
-        frames = stats.frames_table()
-        storage.write_bytes_atomic(frames_path(pair.id), parquet_bytes(frames))
-        record["frames"] = frames_path(pair.id)
-        _alignment_plot(storage, build, pair.id, record, frames)
-        if not rows:
-            rejected = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.rejected.items()))
-            raise AlignmentError(f"no usable triplet in {stats.paired_frames} paired frames, "
-                                 f"{stats.verified_frames} verified (candidate centres refused: "
-                                 f"{rejected or 'none offered'})")
-
-        stage.enter("write")
-        shards = writer.close()
-        previous = _published_shards(_previous_record(storage, pair.id), pair.id)
-        for stale in set(previous) - {shard.name for shard in shards}:
-            storage.delete(stale)
-        writer.publish()
-        storage.write_bytes_atomic(samples_path(pair.id),
-                                   parquet_bytes(pa.Table.from_pylist(rows, schema=SAMPLE_INDEX_SCHEMA)))
-        if preview_sample is not None:
-            storage.write_bytes_atomic(f"report/previews/{pair.id}.png", preview_png(preview_sample))
-        record["shard_files"] = [{"name": shard.name, "size_bytes": shard.size_bytes, "sha256": shard.sha256}
-                                 for shard in shards]
-        record.update(status="ok", samples=len(rows), shards=[shard.name for shard in shards],
-                      bytes=sum(shard.size_bytes for shard in shards))
-        stage.enter("done")
         record["seconds"] = stage.seconds
-        _drop_staging(storage, staging)
-        storage.write_bytes_atomic(record_path(pair.id), json.dumps(record, indent=1, sort_keys=True).encode())
-        logger.info("%s: ok, %d samples in %d shards", pair.id, len(rows), len(shards))
+        plan = PairPlan(pair=pair, pair_options=pair_options, fingerprint=fingerprint,
+                        paths=(str(sides["hdr"].path), str(sides["sdr"].path)),
+                        sizes_bytes=(sides["hdr"].size_bytes, sides["sdr"].size_bytes), mapping=mapping,
+                        alignment=alignment, extract_options=options, sample_metadata=sample_metadata,
+                        sdr_fill_codes=fill_codes,
+                        timelines=(timelines["hdr"], timelines["sdr"]) if seekable else None, chunks=chunks,
+                        middle_frame=frame_count // 2, record=record)
+        logger.info("%s: aligned, %d chunk(s) of up to %d HDR frames", pair.id, len(chunks), chunk_frames)
+        frame_bytes = {role: frame_plane_bytes(probe) for role, probe in probes.items()}
+        return {"pair_id": pair.id, "status": "planned", "chunks": len(chunks),
+                "task_memory_bytes": estimate_task_memory_bytes(frame_bytes["hdr"], frame_bytes["sdr"])}, plan
     except FmstfError as error:
-        _fail(record, stage, str(error), writer, storage, staging)
+        _fail(record, stage, str(error), storage, [])
     except OSError as error:  # the environment (disk full, permission, a lost mount), not a bug: say so
-        _fail(record, stage, f"storage or file error: {error}", writer, storage, staging)
+        _fail(record, stage, f"storage or file error: {error}", storage, [])
     except Exception as error:  # noqa: BLE001 - a bug in one pair must not stop the build; it is reported
         logger.error("%s: internal error in stage %s\n%s", pair.id, stage.name, traceback.format_exc())
         _fail(record, stage, f"internal error ({type(error).__name__}: {error}); please report it with the "
-                             f"build report", writer, storage, staging)
+                             f"build report", storage, [])
+    return summarize_record(record), None
+
+
+def merge_extraction(parts: list[dict[str, Any]], frames: pa.Table, hdr_step: int) -> dict[str, Any]:
+    """One extraction summary (the keys of :meth:`~fmstf_data.extract.options.ExtractionStats.to_dict`) from the
+    chunks' summaries (in chunk order) and the pair's per-frame table: counts and timings summed, reasons merged,
+    cut and drift lists joined, score summary and verified count from the frames."""
+    merged: dict[str, Any] = {}
+    for name in ("hdr_frames_decoded", "sdr_frames_decoded", "hdr_frames_redecoded", "sdr_frames_redecoded",
+                 "decided_frames", "paired_frames", "low_score_frames", "transition_frames", "kept_centres"):
+        merged[name] = sum(part.get(name, 0) for part in parts)
+    for name in ("decode_seconds", "redecode_seconds", "align_seconds", "search_seconds"):
+        merged[name] = round(sum(part.get(name, 0.0) for part in parts), 3)
+    for name in ("unverified", "rejected"):
+        counts: dict[str, int] = {}
+        for part in parts:
+            for reason, count in part.get(name, {}).items():
+                counts[reason] = counts.get(reason, 0) + count
+        merged[name] = dict(sorted(counts.items()))
+    merged["cut_hdr_frames"] = [frame for part in parts for frame in part.get("cut_hdr_frames", [])]
+    merged["offset_changes"] = [change for part in parts for change in part.get("offset_changes", [])]
+    stats = ExtractionStats(hdr_step=hdr_step)
+    columns = frames.to_pydict()
+    stats.sdr_partners = [-1 if partner is None else partner for partner in columns["sdr_frame"]]
+    stats.scores = columns["match_score"]
+    merged["score_summary"] = stats.score_summary()
+    merged["verified_frames"] = sum(1 for status in columns["status"] if status.startswith("verified"))
+    decode = merged["decode_seconds"] - merged["redecode_seconds"]
+    merged["alignment_cost_share"] = round((merged["align_seconds"] + merged["redecode_seconds"]) / decode, 4) \
+        if decode > 0 else None
+    merged["hdr_step"] = hdr_step
+    return merged
+
+
+def finalize_pair(plan: PairPlan, chunks: list[dict[str, Any]], build: BuildOptions) -> dict[str, Any]:
+    """Publish one pair from its chunks' staged outputs, or fail it; never raises for a bad pair. Returns the
+    summary of the record it wrote (:func:`pipelines.records.summarize_record`)."""
+    storage = open_storage(build.out)
+    pair = plan.pair
+    record = dict(plan.record)
+    stage = _Stage("extract", record.get("seconds"))
+    chunks = sorted(chunks, key=lambda chunk: chunk["index"])
+    record["chunks"] = [{key: chunk.get(key) for key in ("index", "span", "status", "node", "host", "attempt",
+                                                          "seconds", "samples", "hdr_frames_decoded",
+                                                          "sdr_frames_decoded")} for chunk in chunks]
+    stagings = [chunk["staging"] for chunk in chunks if chunk.get("staging")]
+    try:
+        failed = [chunk for chunk in chunks if chunk["status"] != "ok"]
+        if failed:
+            first = failed[0]
+            span = "" if first["span"][0] is None else f" (HDR frames from {first['span'][0]})"
+            raise ExtractError(f"chunk {first['index']}{span} failed: {first['reason']}" +
+                               (f" ({len(failed) - 1} more chunk(s) failed)" if len(failed) > 1 else ""))
+        frames = pa.concat_tables([pq.read_table(pa.BufferReader(storage.read_bytes(
+            chunk_staged(chunk["staging"], "frames.parquet")))) for chunk in chunks]).cast(FRAMES_SCHEMA)
+        rows = pa.concat_tables([pq.read_table(pa.BufferReader(storage.read_bytes(
+            chunk_staged(chunk["staging"], "samples.parquet")))) for chunk in chunks]).cast(SAMPLE_INDEX_SCHEMA)
+        extraction = merge_extraction([chunk.get("extraction", {}) for chunk in chunks], frames,
+                                      plan.mapping.hdr_step)
+        record["extraction"] = extraction
+        # shot numbers count the cuts before a centre over the whole video: only known once all chunks are in
+        cuts = np.asarray(extraction["cut_hdr_frames"], dtype=np.int64)
+        centres = rows.column("centre_frame").to_numpy().astype(np.int64)
+        shots = pa.array(np.searchsorted(cuts, centres, side="right").astype(np.int32), pa.int32())
+        rows = rows.set_column(rows.schema.get_field_index("shot"), "shot", shots)
+        storage.write_bytes_atomic(frames_path(pair.id), parquet_bytes(frames))
+        record["frames"] = frames_path(pair.id)
+        _alignment_plot(storage, build, pair.id, record, frames)
+        if rows.num_rows == 0:
+            rejected = ", ".join(f"{reason}: {count}" for reason, count in extraction["rejected"].items())
+            raise AlignmentError(f"no usable triplet in {extraction['paired_frames']} paired frames, "
+                                 f"{extraction['verified_frames']} verified (candidate centres refused: "
+                                 f"{rejected or 'none offered'})")
+
+        stage.enter("write")
+        shard_files = [shard for chunk in chunks for shard in chunk["shard_files"]]
+        names = {shard["name"] for shard in shard_files}
+        for stale in set(_published_shards(_previous_record(storage, pair.id), pair.id)) - names:
+            storage.delete(stale)
+        for chunk in chunks:
+            for shard in chunk["shard_files"]:
+                storage.move(chunk_staged(chunk["staging"], shard["name"]), shard["name"])
+        storage.write_bytes_atomic(samples_path(pair.id), parquet_bytes(rows))
+        previews = [chunk for chunk in chunks if chunk.get("preview_distance") is not None]
+        if previews:
+            best = min(previews, key=lambda chunk: chunk["preview_distance"])
+            storage.move(chunk_staged(best["staging"], "preview.png"), f"report/previews/{pair.id}.png")
+        record["shard_files"] = shard_files
+        record.update(status="ok", samples=rows.num_rows, shards=[shard["name"] for shard in shard_files],
+                      bytes=sum(shard["size_bytes"] for shard in shard_files))
+        stage.enter("done")
+        record["seconds"] = stage.seconds
+        _drop_staging(storage, pair.id, stagings)
+        storage.write_bytes_atomic(record_path(pair.id), json.dumps(record, indent=1, sort_keys=True).encode())
+        logger.info("%s: ok, %d samples in %d shards from %d chunk(s)", pair.id, rows.num_rows, len(shard_files),
+                    len(chunks))
+    except FmstfError as error:
+        _fail(record, stage, str(error), storage, stagings)
+    except OSError as error:
+        _fail(record, stage, f"storage or file error: {error}", storage, stagings)
+    except Exception as error:  # noqa: BLE001 - a bug in one pair must not stop the build; it is reported
+        logger.error("%s: internal error in stage %s\n%s", pair.id, stage.name, traceback.format_exc())
+        _fail(record, stage, f"internal error ({type(error).__name__}: {error}); please report it with the "
+                             f"build report", storage, stagings)
     return summarize_record(record)
 
 
@@ -257,24 +339,22 @@ def spec_name(pair: PairSpec, role: str) -> str:
     return str(spec.location)
 
 
-def _drop_staging(storage: Storage, staging: str) -> None:
-    """Remove this attempt's staging, and the pair's staging folder when no other attempt has files there."""
-    storage.delete(staging)
-    parent = posixpath.dirname(staging)
+def _drop_staging(storage: Storage, pair_id: str, stagings: list[str]) -> None:
+    """Remove these attempts' staging, and the pair's staging folder when no other attempt has files there."""
+    for staging in stagings:
+        storage.delete(staging)
+    parent = f".staging/{pair_id}"
     if not storage.list_files(parent):
         storage.delete(parent)
 
 
-def _fail(record: dict[str, Any], stage: _Stage, reason: str, writer: ShardWriter | None, storage: Storage,
-          staging: str) -> None:
+def _fail(record: dict[str, Any], stage: _Stage, reason: str, storage: Storage, stagings: list[str]) -> None:
     pair_id = record["pair_id"]
     record.update(status=stage.name if stage.name != "write" else "extract", reason=reason)
     stage.enter("failed")
     record["seconds"] = stage.seconds
     logger.warning("%s: failed at %s: %s", pair_id, record["status"], reason)
-    if writer is not None:
-        writer.abort()
-    _drop_staging(storage, staging)
+    _drop_staging(storage, pair_id, stagings)
     # what an earlier build of this pair published from other options no longer holds: take it down with its
     # record; what another attempt of this very build published (same fingerprint, ok) is left alone
     previous = _previous_record(storage, pair_id)
@@ -307,5 +387,5 @@ def options_payload(pair: PairSpec, pair_options: PairOptions, build: BuildOptio
                  "end_seconds": pair.end_seconds},
         "options": asdict(pair_options),
         "max_shard_bytes": build.max_shard_bytes,
-        "sample_format": 1,
+        "sample_format": 2,  # 2: stride windows, shot numbers in the index only, shards numbered per chunk
     }

@@ -105,10 +105,13 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
     """The driver's copy of a pair's record: the same keys, without the offset-search curves (``alignment``'s
-    ``candidate_*`` lists, replaced by their length), without the per-shard sizes and checksums, and with each side's
-    probe cut to
+    ``candidate_*`` lists, replaced by their length), without the per-shard sizes and checksums, the per-chunk list
+    replaced by ``chunk_count`` and ``chunk_nodes``, and with each side's probe cut to
     :data:`PROBE_SUMMARY_FIELDS`. Everything :func:`pair_row` and the report's summary read is kept."""
-    summary = {key: value for key, value in record.items() if key != "shard_files"}  # one entry per shard
+    summary = {key: value for key, value in record.items() if key not in ("shard_files", "chunks")}
+    if isinstance(record.get("chunks"), list):  # one entry per chunk: the count and the nodes that ran them
+        summary["chunk_count"] = len(record["chunks"])
+        summary["chunk_nodes"] = len({chunk.get("node") for chunk in record["chunks"]})
     alignment = record.get("alignment")
     if isinstance(alignment, dict):
         summary["alignment"] = {key: value for key, value in alignment.items() if not key.startswith("candidate_")}

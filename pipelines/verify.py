@@ -128,7 +128,7 @@ def verify_build(location: str, *, deep: bool = False) -> VerifyResult:
                 continue
             splits_of_pair_on_disk[metadata.get("pair_id", "?")].add(shard_split)
             checks = {"pair_id": row["pair_id"], "split": row["split"], "hdr_frames": row["hdr_frames"],
-                      "sdr_frames": row["sdr_frames"], "shot": row["shot"]}
+                      "sdr_frames": row["sdr_frames"], "centre_frame": row["centre_frame"]}
             for name, expected in checks.items():
                 if metadata.get(name) != expected:
                     problems.append(f"{where}: JSON {name}={metadata.get(name)!r} but the index says {expected!r}")

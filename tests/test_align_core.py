@@ -3,6 +3,7 @@ mapping, per-frame verification with re-synchronisation, shots and transitions, 
 
 from __future__ import annotations
 
+import random
 from fractions import Fraction
 
 import numpy as np
@@ -173,11 +174,31 @@ def test_transition_detector_flags_a_fade_but_not_a_moving_shot():
         assert flagged <= found | {39} and not found - set(range(22, 40))
 
 
-def test_selector_keeps_stride_and_triplet_rules():
+def test_selector_keeps_the_first_usable_centre_of_each_stride_window():
+    # windows of 3 frames from frame 0: [0,3) [3,6) [6,9) [9,12); 3 refused -> 4 is its window's first usable
     selector = TripletSelector(stride_frames=3)
-    kept = [c for c in range(1, 12) if selector.offer(c, SPANS_CUT if c == 4 else None)]
-    assert kept == [1, 5, 8, 11]
+    kept = [c for c in range(1, 12) if selector.offer(c, SPANS_CUT if c == 3 else None)]
+    assert kept == [1, 4, 6, 9]
     assert selector.rejected_reasons == {SPANS_CUT: 1}
+
+
+def test_selector_choice_does_not_depend_on_where_offering_starts():
+    """What a chunk of the video keeps is what the pass from frame 0 keeps, for chunks cut at multiples of the
+    stride (the history of earlier windows plays no part)."""
+    rng = random.Random(7)
+    problems = {c: (SPANS_CUT if rng.random() < 0.4 else None) for c in range(200)}
+    whole = TripletSelector(stride_frames=8)
+    expected = [c for c in range(200) if whole.offer(c, problems[c])]
+    for boundary in (8, 16, 96, 192):
+        first, second = TripletSelector(stride_frames=8), TripletSelector(stride_frames=8)
+        kept = [c for c in range(boundary) if first.offer(c, problems[c])] + \
+            [c for c in range(boundary, 200) if second.offer(c, problems[c])]
+        assert kept == expected
+    # one per window, the window's first usable centre, computed here without the selector
+    windows = {}
+    for centre in sorted(c for c, problem in problems.items() if problem is None):
+        windows.setdefault(centre // 8, centre)
+    assert expected == sorted(windows.values())
     fine = dict(shots=[0, 0, 0], frame_problems=[None] * 3, transitions=[None] * 3)
     assert triplet_problem([4, 5, 6], [1, 2, 3], **fine) is None
     assert triplet_problem([4, 5, 6], [1, 3, 4], **fine) == "dropped or duplicated frame"

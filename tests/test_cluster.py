@@ -4,6 +4,7 @@ failing attempts that leave other attempts' work alone, and no secret in what a 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,10 +14,11 @@ import pytest
 from fmstf_data.manifest.load import load_manifest
 from fmstf_data.store.storage import StorageError, open_storage, redact_uri
 from pipelines.build import plan_pairs, run_build
+from pipelines.chunk_task import extract_chunk
 from pipelines.cli import parse_size
 from pipelines.cluster import PRIVATE_NODE_ADDRESS, _probe_out, check_out_reachable, task_resources
 from pipelines.options import BuildOptions, OptionsError
-from pipelines.pair_task import process_pair
+from pipelines.pair_task import align_pair, finalize_pair
 from tests.conftest import DEMO_MANIFEST, ROOT
 
 
@@ -85,14 +87,35 @@ def test_a_failing_attempt_leaves_what_the_same_options_published(ray_session, t
     broken = dataclasses.replace(planned.spec, hdr=dataclasses.replace(planned.spec.hdr,
                                                                        location=str(tmp_path / "gone.mp4")))
     # a zombie attempt of the same build (same fingerprint) fails after the retry published: nothing is lost
-    summary = process_pair(broken, build, planned.options, planned.fingerprint)
-    assert summary["status"] == "fetch"
+    summary, plan = align_pair(broken, build, planned.options, planned.fingerprint)
+    assert summary["status"] == "fetch" and plan is None
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and "report" not in p.parts) == published
     # a rebuild with other options that fails takes the old outputs down: they no longer hold
-    summary = process_pair(broken, build, planned.options, "another-fingerprint")
+    summary, _ = align_pair(broken, build, planned.options, "another-fingerprint")
     assert summary["status"] == "fetch"
     assert not (out / "pairs" / "harbor.json").exists() and not list((out / "shards").rglob("*.tar"))
     assert not [path for path in (out / ".staging").rglob("*") if path.is_file()]
+
+
+def test_two_attempts_of_one_chunk_stage_apart_and_write_the_same_bytes(ray_session, tmp_path):
+    build = options(tmp_path, only_pairs=("city",), previews=False, workers=1)
+    planned = plan_pairs(load_manifest(DEMO_MANIFEST), build)[0]
+    out = tmp_path / "out"
+    summary, plan = align_pair(planned.spec, build, planned.options, planned.fingerprint)
+    assert summary["status"] == "planned" and len(plan.chunks) == 1
+    zombie, retry = extract_chunk(plan, 0, build), extract_chunk(plan, 0, build)
+    assert zombie["status"] == retry["status"] == "ok" and zombie["staging"] != retry["staging"]
+    assert zombie["shard_files"] == retry["shard_files"]  # names, sizes and sha256: the options decide, not the run
+    assert not list((out / "shards").rglob("*.tar"))  # nothing is visible before the pair is finalized
+    record = finalize_pair(plan, [retry], build)
+    assert record["status"] == "ok" and record["samples"] == retry["samples"]
+    assert (out / zombie["staging"]).is_dir() and not (out / retry["staging"]).exists()  # each removes its own
+    shard = out / retry["shard_files"][0]["name"]
+    assert hashlib.sha256(shard.read_bytes()).hexdigest() == retry["shard_files"][0]["sha256"]
+    # a chunk that failed fails its pair, and the failure leaves what the same options published
+    failed = finalize_pair(plan, [{**zombie, "status": "failed", "reason": "the worker was lost"}], build)
+    assert failed["status"] == "extract" and "chunk 0" in failed["reason"] and "worker was lost" in failed["reason"]
+    assert shard.exists() and json.loads((out / "pairs" / "city.json").read_text())["status"] == "ok"
 
 
 def test_redact_uri_drops_secrets_and_keeps_the_rest():

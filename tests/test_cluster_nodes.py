@@ -1,6 +1,7 @@
 """The build on a real two-node Ray cluster on loopback (``ray start`` at 127.0.0.2 and 127.0.0.3, one CPU each,
-token authentication on), started and stopped by the test: pairs run on both nodes and the samples are the same
-as a local build's; ``s3://`` works with credentials only in the driver's environment, and no secret is written."""
+token authentication on), started and stopped by the test: the chunks of one pair run on both nodes and the samples
+are the same as a local build's; ``s3://`` works with credentials only in the driver's environment, and no secret is
+written; losing the second node mid-build still ends with the same samples."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEMO_MANIFEST, ROOT
-from tests.test_build import DEMO_CONTENT_DIGESTS, content_digests
+from tests.test_build import DEMO_SAMPLE_DIGEST, sample_digest
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -42,8 +43,8 @@ def node_command(address: str, head: str | None, temp_dir: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """(address, environment for drivers): a head at 127.0.0.2 and a worker node at 127.0.0.3; the nodes get no
-    storage credentials of their own."""
+    """(address, environment for drivers, the node processes): a head at 127.0.0.2 and a worker node at 127.0.0.3;
+    the nodes get no storage credentials of their own. The last test of this module kills the second node."""
     temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths have a length limit
     environment = {name: value for name, value in os.environ.items()
                    if not name.startswith(("AWS_", "RAY_ADDRESS"))}
@@ -68,7 +69,7 @@ def cluster():
         done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
                               timeout=120)
         assert done.stdout.strip().endswith("['127.0.0.2', '127.0.0.3']"), done.stderr[-2000:]
-        yield address, environment
+        yield address, environment, nodes
     finally:
         for node in reversed(nodes):
             try:
@@ -88,15 +89,18 @@ def build_command(out: str, tmp_path: Path, address: str) -> list[str]:
             "--cache", str(tmp_path / "cache"), "--ray-address", address, "--no-progress"]
 
 
-def test_pairs_run_on_both_nodes_with_the_samples_of_a_local_build(cluster, tmp_path):
-    address, environment = cluster
+def test_chunks_of_one_pair_run_on_both_nodes_with_the_samples_of_a_local_build(cluster, tmp_path):
+    address, environment, _ = cluster
     out = tmp_path / "out"
-    run = subprocess.run(build_command("out", tmp_path, address), cwd=tmp_path, env=environment,
-                         capture_output=True, text=True, timeout=300)  # a relative --out: made absolute
+    run = subprocess.run(build_command("out", tmp_path, address) + ["--chunk-seconds", "0.5"], cwd=tmp_path,
+                         env=environment, capture_output=True, text=True, timeout=300)  # a relative --out
     assert run.returncode == 0, run.stderr[-3000:]
     records = [json.loads((out / "pairs" / f"{pair}.json").read_text()) for pair in ("city", "forest", "harbor")]
-    assert len({record["attempt"]["node"] for record in records}) == 2  # two tasks at once: one per node
-    assert content_digests(out) == DEMO_CONTENT_DIGESTS  # the same samples, planes and index as a local build
+    assert all(len(record["chunks"]) == 4 for record in records)
+    # two tasks at once, one per node: the chunks of one pair are spread over both
+    assert any(len({chunk["node"] for chunk in record["chunks"]}) == 2 for record in records), \
+        [[chunk["node"][:8] for chunk in record["chunks"]] for record in records]
+    assert sample_digest(out) == DEMO_SAMPLE_DIGEST  # the same samples, planes and index as a local build
     assert "\x1b[" not in run.stderr
 
 
@@ -104,7 +108,7 @@ def test_s3_on_the_cluster_with_credentials_only_in_the_drivers_environment(clus
     import boto3
     from moto.server import ThreadedMotoServer
 
-    address, environment = cluster
+    address, environment, _ = cluster
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -130,3 +134,43 @@ def test_s3_on_the_cluster_with_credentials_only_in_the_drivers_environment(clus
         assert "output location" in run.stderr and "Traceback" not in run.stderr
     finally:
         server.stop()
+
+
+def kill_session(session_id: int) -> int:
+    """SIGKILL every process of a session (a node started with ``start_new_session``): the machine is lost."""
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # fields after the name: state, ppid, pgrp, session, ...
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+def test_losing_the_second_node_mid_build_ends_with_the_same_samples(cluster, tmp_path):
+    """Its raylet and workers killed while chunks run on both nodes (with ``--max-retries 0`` this build fails: the
+    kill does hit running work): the lost tasks are retried on the head, the plans the node held are rebuilt by
+    Ray, and the build ends with the samples of a local build. (Runs last: the module's cluster has one node
+    afterwards.)"""
+    address, environment, nodes = cluster
+    out = tmp_path / "out"
+    build = subprocess.Popen(build_command(str(out), tmp_path, address) + ["--chunk-seconds", "0.2"], cwd=ROOT,
+                             env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while build.poll() is None and time.monotonic() < deadline and not list(out.glob(".staging/*/*")):
+        time.sleep(0.05)  # until the first chunk writes: chunks are running on both nodes
+    assert build.poll() is None, "the build ended before the node could be killed"
+    kill_session(nodes[1].pid)  # the raylet and its workers (they have process groups of their own)
+    _, stderr = build.communicate(timeout=400)
+    assert build.returncode == 0, stderr[-3000:]
+    records = [json.loads((out / "pairs" / f"{pair}.json").read_text()) for pair in ("city", "forest", "harbor")]
+    assert all(len(record["chunks"]) == 6 for record in records)
+    assert sample_digest(out) == DEMO_SAMPLE_DIGEST

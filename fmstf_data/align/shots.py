@@ -80,13 +80,14 @@ class TransitionDetector:
 
     Attributes:
         min_level_change, run_frames, stable_score: see the module docstring.
-        history: how many past frames are kept (at least ``run_frames``).
+        first_frame: the number of the first frame added (a chunk of a video starts counting where it starts).
     """
 
     min_level_change: float = DEFAULT_MIN_LEVEL_CHANGE
     run_frames: int = DEFAULT_RUN_FRAMES
     stable_score: float = DEFAULT_STABLE_SCORE
     cut_score: float = DEFAULT_CUT_SCORE
+    first_frame: int = 0
     _levels: dict[int, float] = field(default_factory=dict, repr=False)
     _ranks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _count: int = field(default=0, repr=False)
@@ -95,6 +96,7 @@ class TransitionDetector:
         if self.run_frames < 1 or self.min_level_change <= 0:
             raise InvalidValueError(f"need run_frames >= 1 and min_level_change > 0, got {self.run_frames}, "
                              f"{self.min_level_change}")
+        self._count = self.first_frame
 
     @property
     def lookahead(self) -> int:

@@ -4,8 +4,11 @@ A centre (an HDR frame) may be kept when its triplet passes :func:`triplet_probl
 (consecutive, or every ``hdr_step``-th when the HDR version has a multiple of the SDR frame rate) lie inside the
 segment, all three have a verified SDR partner, the three partners are consecutive SDR frames (so no dropped or
 duplicated frame hides inside), all lie in one shot and none is part of a fade or dissolve. Among those, the first
-is kept and then every next one at least ``stride_frames`` after the last kept one, so the choice depends only on
-the content, never on scheduling.
+of every *stride window* is kept: HDR frames ``[k * stride_frames, (k + 1) * stride_frames)`` for ``k = 0, 1, ...``
+counted from frame 0 of the video. Whether a centre is kept depends on its own window only, never on what was kept
+before it, so a video cut into chunks at multiples of ``stride_frames`` (``pipelines.chunk_task``) keeps exactly the
+centres a pass from the start keeps, and the choice never depends on scheduling. Kept centres are on average
+``stride_frames`` apart (one per window where any is usable), at least one frame apart at a window's edge.
 """
 
 from __future__ import annotations
@@ -54,10 +57,11 @@ def triplet_problem(hdr_frames: Sequence[int], sdr_frames: Sequence[int | None],
 
 @dataclass
 class TripletSelector:
-    """Streaming stride selection over candidate centres offered in increasing order.
+    """Streaming stride selection over candidate centres offered in increasing order (see the module docstring).
 
     Attributes:
-        stride_frames: minimum distance between kept centres (1 keeps every valid centre).
+        stride_frames: the stride window, in HDR frames: the first usable centre of each window is kept (1 keeps
+            every usable centre).
         kept: centres kept so far.
         rejected_reasons: count of refused candidates by reason.
     """
@@ -77,7 +81,7 @@ class TripletSelector:
         if problem is not None:
             self.rejected_reasons[problem] = self.rejected_reasons.get(problem, 0) + 1
             return False
-        if self.kept and centre - self.kept[-1] < self.stride_frames:
-            return False
+        if self.kept and centre // self.stride_frames == self.kept[-1] // self.stride_frames:
+            return False  # this stride window already has its centre
         self.kept.append(centre)
         return True

@@ -227,3 +227,36 @@ class FrameMatcher:
         for key in [key for key in self._detail if key[0] < tick - 2 * self.options.window_frames - 2]:
             del self._detail[key]
         return FrameMatch(tick, chosen, match, float(detail), problem, resynced)
+
+
+def anchor_shift(hdr: SignatureLookup, sdr: SignatureLookup, ticks: range, shifts: range, *,
+                 min_detail_score: float, min_confidence: float) -> int | None:
+    """Re-find the pairing where a chunk starts (``pipelines.chunk_task``): the shift (``tick - sdr_index``) among
+    ``shifts`` whose textured frame pairs over ``ticks`` have the highest mean detail score, when that mean reaches
+    ``min_detail_score`` and beats every other shift's by ``min_confidence``; None when no shift stands out (a still
+    or flat stretch: the caller keeps the pair's offset). A chunk starts a lead-in before its span, so the
+    :class:`FrameMatcher` that starts from this shift has followed any drop or duplicate near the boundary, as the
+    pass from the start did, by the first frame the chunk owns.
+
+    Args:
+        hdr, sdr: signatures by tick / SDR index (None where unknown).
+        ticks: the ticks compared (the start of the lead-in).
+        shifts: the candidate shifts (the pair's offset, plus and minus the drift a chunk may meet).
+    """
+    means: list[float] = []
+    for shift in shifts:
+        scores = []
+        for tick in ticks:
+            first, second = hdr(tick), sdr(tick - shift) if tick - shift >= 0 else None
+            if first is not None and second is not None and not first.flat and not second.flat:
+                scores.append(detail_score(first, second))
+        means.append(float(np.mean(scores)) if len(scores) * 2 >= len(ticks) else float("nan"))
+    values = np.asarray(means)
+    if not np.isfinite(values).any():
+        return None
+    best = int(np.nanargmax(values))
+    others = np.delete(values, best)
+    runner_up = float(np.nanmax(others)) if np.isfinite(others).any() else -1.0
+    if values[best] < min_detail_score or values[best] - runner_up < min_confidence:
+        return None
+    return shifts[best]

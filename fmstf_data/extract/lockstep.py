@@ -37,12 +37,20 @@ from fmstf_data.align.geometry import Geometry
 from fmstf_data.align.shots import ShotTracker, TransitionDetector
 from fmstf_data.align.signatures import FrameSignature
 from fmstf_data.align.triplets import TripletSelector, triplet_problem
-from fmstf_data.align.verify import FrameMatch, FrameMatcher
+from fmstf_data.align.verify import FrameMatch, FrameMatcher, anchor_shift
 from fmstf_data.errors import AlignmentError
-from fmstf_data.extract.options import STATUS_CODES, ExtractionStats
+from fmstf_data.extract.options import (
+    CHUNK_ANCHOR_TICKS,
+    CHUNK_DRIFT_FRAMES,
+    CHUNK_LEAD_IN_TICKS,
+    STATUS_CODES,
+    ChunkSpan,
+    ExtractionStats,
+)
 from fmstf_data.extract.pair_aligner import PairAligner, _Side
 from fmstf_data.store.samples import Sample, sample_key
 from fmstf_data.video.decode import DecodedFrame
+from fmstf_data.video.seek import SeekingDecoder
 
 
 @dataclass
@@ -91,22 +99,58 @@ class PairExtractor(PairAligner):
             raise AlignmentError(f"frame size changed mid-stream ({side.upper()} frame {frame.index}: "
                                  f"{frame.width}x{frame.height}); {geometry.describe()} was planned")
 
-    def _frame_pairs(self) -> Iterator[FramePair]:
-        """Every HDR tick with its verified (or not) SDR partner, in order."""
+    def _sources(self, chunk: ChunkSpan | None, first_tick: int, sdr_first: int
+                 ) -> tuple[Iterator[DecodedFrame], Iterator[DecodedFrame]]:
+        """The two decoders: the phase-1 replay for a whole pass, else decoders that seek to the keyframe before
+        the chunk's lead-in (frames named by their timestamps, :mod:`fmstf_data.video.seek`)."""
+        if chunk is None or self.timelines is None:
+            if first_tick > 0 or sdr_first > 0:
+                raise AlignmentError("a chunk that starts inside the video needs the frame timelines of both sides")
+            return self._hdr.replay(), self._sdr.replay()
+        hdr_first = self.alignment.offset_frames % self.mapping.hdr_step + self.mapping.hdr_step * first_tick
+        threads = self._hdr.threads
+        return (self._counted(SeekingDecoder(self.hdr_path, self.timelines[0], hdr_first, threads=threads), "hdr"),
+                self._counted(SeekingDecoder(self.sdr_path, self.timelines[1], sdr_first, threads=threads), "sdr"))
+
+    def _counted(self, decoder: SeekingDecoder, side: str) -> Iterator[DecodedFrame]:
+        """``decoder``'s frames, its decoding (skipped frames included) counted and timed in :attr:`stats`."""
+        frames = iter(decoder)
+        counted = 0
+        while True:
+            started = time.perf_counter()
+            frame = next(frames, None)
+            self.stats.decode_seconds += time.perf_counter() - started
+            name = f"{side}_frames_decoded"
+            setattr(self.stats, name, getattr(self.stats, name) + decoder.frames_decoded - counted)
+            counted = decoder.frames_decoded
+            if frame is None:
+                return
+            yield frame
+
+    def _frame_pairs(self, chunk: ChunkSpan | None = None) -> Iterator[FramePair]:
+        """Every HDR tick with its verified (or not) SDR partner, in order: from the first frame, or for a chunk
+        from its lead-in (:data:`~fmstf_data.extract.options.CHUNK_LEAD_IN_TICKS` ticks before its first frame)
+        to the lookahead past its last."""
         alignment = self.align()
         if alignment.refusal is not None:
             raise AlignmentError(alignment.refusal)
         options, step = self.options, self.mapping.hdr_step
         self.stats.hdr_step = step
         phase, shift = alignment.offset_frames % step, alignment.offset_frames // step
-        hdr_source, sdr_source = self._hdr.replay(), self._sdr.replay()
+        owned_tick = 0 if chunk is None else max(0, -(-(chunk.start_frame - phase) // step))
+        first_tick = max(0, owned_tick - CHUNK_LEAD_IN_TICKS)
+        anchored = first_tick > 0
+        sdr_first = max(0, first_tick - shift - CHUNK_DRIFT_FRAMES - 2 * options.window_frames - 2) if anchored \
+            else 0
+        hdr_source, sdr_source = self._sources(chunk, first_tick, sdr_first)
         hdr_ticks: dict[int, tuple[DecodedFrame, FrameSignature]] = {}
         sdr_frames: dict[int, tuple[DecodedFrame, FrameSignature]] = {}
-        state = {"hdr_next": 0, "sdr_next": 0, "hdr_end": False, "sdr_end": False}
-        transitions = TransitionDetector(cut_score=options.cut_score)
+        state = {"hdr_next": first_tick, "sdr_next": sdr_first, "hdr_end": False, "sdr_end": False}
+        transitions = TransitionDetector(cut_score=options.cut_score, first_frame=first_tick)
         shots = ShotTracker(cut_score=options.cut_score)
-        stop_tick = None if options.end_frame is None else \
-            (options.end_frame - phase) // step + options.window_frames + transitions.lookahead + 2
+        ends = [end for end in (options.end_frame, None if chunk is None else chunk.end_frame) if end is not None]
+        stop_tick = None if not ends else \
+            (min(ends) - phase) // step + options.window_frames + transitions.lookahead + 2
 
         def signature_of(side: _Side, frame: DecodedFrame) -> FrameSignature:
             cached = side.signatures.pop(frame.index, None)
@@ -121,7 +165,7 @@ class PairExtractor(PairAligner):
                 if frame is None:
                     state["hdr_end"] = True
                     return
-                if frame.index < phase or (frame.index - phase) % step:
+                if frame.index < phase + step * first_tick or (frame.index - phase) % step:
                     continue
                 self._check_size(frame, "hdr")
                 signature = signature_of(self._hdr, frame)
@@ -135,14 +179,28 @@ class PairExtractor(PairAligner):
                 if frame is None:
                     state["sdr_end"] = True
                     return
+                if frame.index < sdr_first:
+                    continue
                 self._check_size(frame, "sdr")
                 sdr_frames[frame.index] = (frame, signature_of(self._sdr, frame))
                 state["sdr_next"] += 1
 
-        matcher = FrameMatcher(shift, options.verify_options(),
-                               hdr=lambda t: hdr_ticks[t][1] if t in hdr_ticks else None,
-                               sdr=lambda j: sdr_frames[j][1] if j in sdr_frames else None)
-        tick = 0
+        def hdr_lookup(t: int) -> FrameSignature | None:
+            return hdr_ticks[t][1] if t in hdr_ticks else None
+
+        def sdr_lookup(j: int) -> FrameSignature | None:
+            return sdr_frames[j][1] if j in sdr_frames else None
+
+        if anchored:  # re-find the pairing at the lead-in: drift met before the chunk is not known here
+            anchor_ticks = range(first_tick, first_tick + CHUNK_ANCHOR_TICKS)
+            load_hdr(anchor_ticks[-1] + 1)
+            load_sdr(anchor_ticks[-1] - shift + CHUNK_DRIFT_FRAMES + 1)
+            found = anchor_shift(hdr_lookup, sdr_lookup, anchor_ticks,
+                                 range(shift - CHUNK_DRIFT_FRAMES, shift + CHUNK_DRIFT_FRAMES + 1),
+                                 min_detail_score=options.min_pair_detail_score, min_confidence=options.min_confidence)
+            shift = shift if found is None else found
+        matcher = FrameMatcher(shift, options.verify_options(), hdr=hdr_lookup, sdr=sdr_lookup)
+        tick = first_tick
         while True:
             last_tick, last_sdr = matcher.needs(tick)
             load_hdr(max(last_tick, tick + transitions.lookahead))
@@ -156,7 +214,8 @@ class PairExtractor(PairAligner):
             shot = shots.update(signature)
             transition = transitions.flag(tick)
             self.stats.align_seconds += time.perf_counter() - started
-            self._record(frame, match, shots, cuts_before, transition, phase, step)
+            if chunk is None or chunk.owns(frame.index):
+                self._record(frame, match, shots, cuts_before, transition, phase, step)
             sdr = sdr_frames[match.sdr_index][0] if match.sdr_index is not None else None
             yield FramePair(hdr=frame, sdr=sdr, match=match, shot=shot, transition=transition)
             if match.sdr_index is None and state["sdr_end"] and tick - matcher.shift >= state["sdr_next"]:
@@ -208,7 +267,6 @@ class PairExtractor(PairAligner):
             **self.sample_metadata,
             "pair_id": self.pair_id,
             "split": self.split,
-            "shot": centre.shot,
             "centre_frame": centre.hdr.index,
             "hdr_frames": [pair.hdr.index for pair in window],
             "sdr_frames": [pair.sdr.index for pair in window],
@@ -225,15 +283,17 @@ class PairExtractor(PairAligner):
         }
         return Sample(key=sample_key(self.pair_id, centre.hdr.index), hdr=hdr, sdr=sdr, metadata=metadata)
 
-    def _triplets(self, emit: bool) -> Iterator[Sample]:
+    def _triplets(self, emit: bool, chunk: ChunkSpan | None = None) -> Iterator[Sample]:
         selector = TripletSelector(stride_frames=self.options.stride_frames)
         window: deque[FramePair] = deque(maxlen=3)
         try:
-            for pair in self._frame_pairs():
+            for pair in self._frame_pairs(chunk):
                 window.append(pair)
                 if len(window) < 3:
                     continue
                 triplet = (window[0], window[1], window[2])
+                if chunk is not None and not chunk.owns(triplet[1].hdr.index):
+                    continue
                 if selector.offer(triplet[1].hdr.index, self._problem(triplet)):
                     self.stats.kept_centres.append(triplet[1].hdr.index)
                     if emit:
@@ -241,13 +301,15 @@ class PairExtractor(PairAligner):
         finally:
             self.stats.rejected = dict(selector.rejected_reasons)
 
-    def samples(self) -> Iterator[Sample]:
-        """Phase 2: decode both videos in lockstep, yielding the kept triplets in increasing centre order.
+    def samples(self, chunk: ChunkSpan | None = None) -> Iterator[Sample]:
+        """Phase 2: decode both videos in lockstep, yielding the kept triplets in increasing centre order; with
+        ``chunk``, only the triplets centred in its span (and only its frames in :attr:`stats`), decoding from the
+        keyframe before its lead-in (needs :attr:`timelines`).
 
         Raises:
             AlignmentError: the pair was refused by :meth:`align`, or a frame size changed mid-stream.
         """
-        yield from self._triplets(emit=True)
+        yield from self._triplets(emit=True, chunk=chunk)
 
     def run(self) -> ExtractionStats:
         """Phase 2 without making samples (diagnostics): every frame pair verified, centres chosen, nothing stored."""

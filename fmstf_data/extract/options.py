@@ -55,7 +55,7 @@ class ExtractOptions:
     """Options of the alignment and extraction pass.
 
     Attributes:
-        stride_frames: minimum distance between kept triplet centres, in HDR frames.
+        stride_frames: one triplet centre is kept per window of this many HDR frames (the first usable one).
         min_match_score: frame pairs scoring below this (Spearman of rank thumbnails) are not used.
         cut_score: consecutive HDR frames scoring below this are in different shots.
         start_frame: first HDR frame index that may be used (segment start), inclusive.
@@ -134,6 +134,56 @@ class ExtractOptions:
     def verify_options(self) -> VerifyOptions:
         return VerifyOptions(window_frames=self.window_frames, resync_margin=self.resync_margin,
                              min_match_score=self.min_match_score)
+
+
+#: ticks a chunk decodes before the first frame it owns: the first CHUNK_ANCHOR_TICKS re-find the pairing
+#: (:func:`fmstf_data.align.verify.anchor_shift`), the rest let the per-frame verification, shot and transition
+#: detection reach the state a pass from the start has at the chunk's first frame
+CHUNK_LEAD_IN_TICKS = 24
+CHUNK_ANCHOR_TICKS = 12
+#: a chunk looks for the pairing within this many SDR frames of the pair's offset (drift met before the chunk)
+CHUNK_DRIFT_FRAMES = 24
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """A span of the HDR timeline whose triplet centres (and per-frame rows) one chunk task owns.
+
+    Attributes:
+        index: the chunk's number in its pair, from 0.
+        start_frame: first HDR frame owned; end_frame: one past the last (None: to the end of the video).
+    """
+
+    index: int
+    start_frame: int
+    end_frame: int | None
+
+    def __post_init__(self) -> None:
+        if self.index < 0 or self.start_frame < 0 or (self.end_frame is not None and
+                                                      self.end_frame <= self.start_frame):
+            raise InvalidValueError(f"bad chunk {self.index}: [{self.start_frame}, {self.end_frame})")
+
+    def owns(self, hdr_frame: int) -> bool:
+        return self.start_frame <= hdr_frame and (self.end_frame is None or hdr_frame < self.end_frame)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "start_frame": self.start_frame, "end_frame": self.end_frame}
+
+
+def plan_chunks(start_frame: int, end_frame: int | None, frame_count: int, chunk_frames: int,
+                stride_frames: int) -> list[ChunkSpan]:
+    """Cut the segment [start_frame, end_frame) (None: to the video's ``frame_count`` frames, and the last chunk
+    then runs to the end) of the HDR timeline into chunks at multiples of ``chunk_frames``, rounded up to a multiple
+    of ``stride_frames`` so that every stride window lies in one chunk and the kept centres do not depend on the
+    chunking (:mod:`fmstf_data.align.triplets`)."""
+    limit = frame_count if end_frame is None else min(end_frame, frame_count)
+    if chunk_frames < 1 or stride_frames < 1 or limit <= start_frame:
+        raise InvalidValueError(f"need chunk_frames >= 1, stride_frames >= 1 and a non-empty segment, got "
+                                f"{chunk_frames}, {stride_frames}, [{start_frame}, {limit})")
+    size = -(-chunk_frames // stride_frames) * stride_frames
+    bounds = [start_frame] + list(range((start_frame // size + 1) * size, limit, size))
+    return [ChunkSpan(index, first, bounds[index + 1] if index + 1 < len(bounds) else end_frame)
+            for index, first in enumerate(bounds)]
 
 
 @dataclass

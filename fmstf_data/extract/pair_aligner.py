@@ -29,6 +29,7 @@ from fmstf_data.align.signatures import FrameSignature, SignatureMatrix, frame_s
 from fmstf_data.errors import AlignmentError
 from fmstf_data.extract.options import ExtractionStats, ExtractOptions
 from fmstf_data.video.decode import DecodedFrame, iter_planes
+from fmstf_data.video.seek import FrameTimeline
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Alignment:
         refusal: why the pair is refused as "different videos", None when accepted.
         decisive: the offset stood out (``min_confidence``) before the search ran out of frames.
         registration: the last registration run (its regions are the geometry's when it gained enough).
+        thumbnail_size: (width, height) of the signature thumbnails (chunks of the pair compute theirs alike).
     """
 
     estimate: OffsetEstimate
@@ -56,6 +58,7 @@ class Alignment:
     refusal: str | None
     decisive: bool
     registration: Registration | None = None
+    thumbnail_size: tuple[int, int] | None = None
 
     @property
     def offset_frames(self) -> int:
@@ -186,11 +189,15 @@ class PairAligner:
         options: :class:`~fmstf_data.extract.options.ExtractOptions`.
         sample_metadata: extra JSON-ready metadata copied into every sample (colour tags, HDR10 metadata, ...).
         sdr_fill_codes: SDR (luma, chroma) black written outside the mapped picture.
+        alignment: the pair's alignment, found earlier (a chunk task): :meth:`align` then decodes nothing.
+        timelines: (HDR, SDR) frame timelines (:class:`fmstf_data.video.seek.FrameTimeline`, windows covering the
+            chunk are enough): needed for a chunk that starts inside the video.
     """
 
     def __init__(self, hdr_path: str | Path, sdr_path: str | Path, *, pair_id: str, split: str,
                  mapping: FrameMapping, options: ExtractOptions, sample_metadata: Mapping[str, Any] | None = None,
-                 sdr_fill_codes: tuple[int, int] = (16, 128)) -> None:
+                 sdr_fill_codes: tuple[int, int] = (16, 128), alignment: Alignment | None = None,
+                 timelines: tuple[FrameTimeline, FrameTimeline] | None = None) -> None:
         self.hdr_path = hdr_path
         self.sdr_path = sdr_path
         self.pair_id = pair_id
@@ -199,6 +206,7 @@ class PairAligner:
         self.options = options
         self.sample_metadata = dict(sample_metadata or {})
         self.sdr_fill_codes = sdr_fill_codes
+        self.timelines = timelines
         self.stats = ExtractionStats()
         self.alignment: Alignment | None = None
         threads = True if options.decoder_threads is None else options.decoder_threads
@@ -208,6 +216,10 @@ class PairAligner:
         self._geometry: Geometry | None = None
         self._registration: Registration | None = None
         self._bounds: tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None = None
+        if alignment is not None:
+            if alignment.thumbnail_size is None:
+                raise AlignmentError("the given alignment has no thumbnail size")
+            self.alignment, self._size = alignment, alignment.thumbnail_size
 
     # ---- phase 1 ----------------------------------------------------------------------------------------------
 
@@ -357,7 +369,8 @@ class PairAligner:
                            "will decide which frames are usable", self.pair_id, estimate.offset_frames,
                            estimate.confidence, options.min_confidence)
         self.alignment = Alignment(estimate=estimate, geometry=self._geometry, mapping=self.mapping,
-                                   refusal=refusal, decisive=decisive, registration=self._registration)
+                                   refusal=refusal, decisive=decisive, registration=self._registration,
+                                   thumbnail_size=self._size)
         logger.info("%s: offset %+d frames (score %.3f, detail %.3f, confidence %.3f) from %d/%d frames in %.2f s; %s",
                     self.pair_id, estimate.offset_frames, estimate.score, estimate.detail_score, estimate.confidence,
                     self._hdr.decoded, self._sdr.decoded, time.perf_counter() - started, self._geometry.describe())

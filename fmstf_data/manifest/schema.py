@@ -67,6 +67,7 @@ PAIR_OPTION_RULES: dict[str, OptionRule] = {
     "min_match_score": OptionRule(float, minimum=-1, maximum=1),
     "cut_score": OptionRule(float, minimum=-1, maximum=1),
     "zstd_level": OptionRule(int, minimum=1, maximum=22),
+    "chunk_seconds": OptionRule(float, minimum=0, exclusive_minimum=True),
 }
 FORMAT_KEYS = ("format", "hdr_format", "sdr_format")
 TOP_KEYS = ("version", "name", "description", "defaults", "pairs", "excluded")

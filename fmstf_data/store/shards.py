@@ -95,16 +95,21 @@ class ShardWriter:
         staging_dir: directory relative to ``storage`` for unfinished files, e.g. ``.staging/city``.
         max_shard_bytes: a new shard is started before one would grow past this (a single larger sample still
             gets a shard of its own).
+        first_number: the number of the first shard (a chunk of a pair numbers its shards from its own base);
+        max_shards: more shards than this raise :class:`ShardError` (the next base would be reached).
     """
 
     def __init__(self, storage: Storage, prefix: str, staging_dir: str, *,
-                 max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> None:
+                 max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, first_number: int = 0,
+                 max_shards: int | None = None) -> None:
         if max_shard_bytes < 10 * TAR_BLOCK_BYTES:
             raise ShardError(f"max_shard_bytes must be at least {10 * TAR_BLOCK_BYTES}, got {max_shard_bytes}")
         self.storage = storage
         self.prefix = prefix
         self.staging_dir = staging_dir
         self.max_shard_bytes = max_shard_bytes
+        self.first_number = first_number
+        self.max_shards = max_shards
         self._finished: list[ShardInfo] = []
         self._stream = None
         self._tar: tarfile.TarFile | None = None
@@ -114,12 +119,15 @@ class ShardWriter:
         self._published = False
 
     def _shard_name(self, number: int) -> str:
-        return f"{self.prefix}-{number:06d}.tar"
+        return f"{self.prefix}-{self.first_number + number:06d}.tar"
 
     def _staged(self, name: str) -> str:
         return posixpath.join(self.staging_dir, name)
 
     def _open_next(self) -> None:
+        if self.max_shards is not None and len(self._finished) >= self.max_shards:
+            raise ShardError(f"{self.prefix}: more than {self.max_shards} shards from shard {self.first_number} on; "
+                             f"raise max_shard_bytes or shorten chunk_seconds")
         name = self._shard_name(len(self._finished))
         self._stream = self.storage.open_output(self._staged(name))
         self._hashing = _HashingStream(self._stream)

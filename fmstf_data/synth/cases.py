@@ -173,16 +173,19 @@ HDR_X265_PARAMS = "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatr
 
 
 def write_hdr_file(master: Master, path: Path, *, start: int = 0, stop: int | None = None, crf: float = 22,
-                   fps: Fraction | None = None, crop: tuple[int, int, int, int] | None = None) -> Path:
+                   fps: Fraction | None = None, crop: tuple[int, int, int, int] | None = None,
+                   gop_frames: int | None = None) -> Path:
     """Encode master frames [start, stop) as HDR10 (HEVC Main 10, PQ / BT.2020 tags); HDR frame k = master
-    frame ``start + k``. ``crop`` = (x, y, width, height), even numbers: only that part of the frame."""
+    frame ``start + k``. ``crop`` = (x, y, width, height), even numbers: only that part of the frame.
+    ``gop_frames``: a keyframe at least this often (None: the encoder's default, 250 frames)."""
     frames = master.frames[start:stop]
     if crop is not None:
         x, y, width, height = crop
         frames = [(fy[y:y + height, x:x + width], fb[y // 2:(y + height) // 2, x // 2:(x + width) // 2],
                    fr[y // 2:(y + height) // 2, x // 2:(x + width) // 2]) for fy, fb, fr in frames]
     _encode(path, frames, codec="libx265", fps=fps or master.clip.fps, pix_fmt="yuv420p10le",
-            options={"preset": "ultrafast", "crf": str(crf), "x265-params": HDR_X265_PARAMS}, tags=(16, 9, 9, 1))
+            options={"preset": "ultrafast", "crf": str(crf), "x265-params": HDR_X265_PARAMS,
+                     **({} if gop_frames is None else {"g": str(gop_frames)})}, tags=(16, 9, 9, 1))
     return path
 
 
@@ -220,6 +223,7 @@ class SdrSpec:
         noise_codes: Gaussian noise added to R'G'B', standard deviation in 8-bit code units (seeded).
         fps: the SDR frame rate (None: the master's).
         crop: (x, y, width, height) of the master picture that the SDR version shows (None: all of it).
+        gop_frames: a keyframe at least this often (None: the encoder's default).
     """
 
     shows: tuple[int, ...]
@@ -234,6 +238,7 @@ class SdrSpec:
     fps: Fraction | None = None
     seed: int = 0
     crop: tuple[int, int, int, int] | None = None
+    gop_frames: int | None = None
 
 
 def write_sdr_file(master: Master, spec: SdrSpec, path_stem: Path) -> Path:
@@ -281,6 +286,8 @@ def write_sdr_file(master: Master, spec: SdrSpec, path_stem: Path) -> Path:
         options["preset"] = "12"
         if spec.kbps is None:
             options["crf"] = "35"
+    if spec.gop_frames is not None:
+        options["g"] = str(spec.gop_frames)
     _encode(path, frames, codec=encoder, fps=spec.fps or master.clip.fps, pix_fmt="yuv420p", options=options,
             tags=(1, 1, 1, 1), bit_rate=None if spec.kbps is None else spec.kbps * 1000)
     return path

@@ -49,11 +49,13 @@ DOLBY_VISION_CODEC_TAGS = frozenset({"dvh1", "dvhe", "dav1", "dvav", "dva1"})
 # ---- probing ----------------------------------------------------------------------------------------------------
 
 
-def probe_video(path: str | Path) -> VideoProbe:
+def probe_video(path: str | Path, *, timestamps: list[int] | None = None) -> VideoProbe:
     """Probe the first video stream of a local file (cover-art pictures are skipped).
 
     Demuxes every packet of the stream (fast: no decoding) to measure frame count and frame rate, and decodes
-    only the first frame, for frame-level colour tags and HDR10 side data.
+    only the first frame, for frame-level colour tags and HDR10 side data. With ``timestamps``, the demuxed
+    presentation timestamps (time base units, demux order; packets without a PTS are left out) are appended to it,
+    for a :class:`fmstf_data.video.seek.FrameTimeline` at no second pass over the file.
 
     Raises:
         ProbeError: missing or unreadable file, no video stream, no video packets (one-line message).
@@ -75,7 +77,7 @@ def probe_video(path: str | Path) -> VideoProbe:
             raise ProbeError(f"cannot probe {path}: no video stream (format {container.format.name})")
         stream = streams[0]
         try:
-            probe = _probe_stream(path, container, stream)
+            probe = _probe_stream(path, container, stream, timestamps)
         except av.error.FFmpegError as error:
             raise ProbeError(f"cannot probe {path}: reading the video stream failed ({_one_line(error)})") from error
     logger.debug("probed %s: %s (%s)", path, probe.verdict, "; ".join(probe.verdict_reasons))
@@ -89,7 +91,7 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
-def _probe_stream(path: Path, container: Any, stream: Any) -> VideoProbe:
+def _probe_stream(path: Path, container: Any, stream: Any, timestamps: list[int] | None = None) -> VideoProbe:
     codec_context = stream.codec_context
     time_base = stream.time_base
     notes: list[str] = []
@@ -106,6 +108,8 @@ def _probe_stream(path: Path, container: Any, stream: Any) -> VideoProbe:
         timestamp = packet.pts if packet.pts is not None else packet.dts
         if timestamp is not None:
             pts_values.append(int(timestamp))
+        if timestamps is not None and packet.pts is not None:
+            timestamps.append(int(packet.pts))
         if first_frame is None and len(decode_errors) < _MAX_DECODE_ERRORS:
             try:
                 frames = codec_context.decode(packet)

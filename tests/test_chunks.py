@@ -1,0 +1,131 @@
+"""A pair cut into chunks: seeking is frame-exact, a chunk decodes its span (not the video from frame 0), and the
+samples do not depend on the chunking, across cuts and a dropped SDR frame (the chunks re-find the pairing)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from fmstf_data.synth.cases import SdrSpec, render_master, write_hdr_file, write_sdr_file
+from fmstf_data.synth.scene import ClipSpec
+from fmstf_data.video.decode import iter_planes
+from fmstf_data.video.probe import probe_video
+from fmstf_data.video.seek import FrameTimeline, SeekingDecoder, timeline_problem
+from pipelines.build import run_build
+from pipelines.options import BuildOptions, PairOptions
+
+FRAMES = 240  # 10 s at 24 fps
+GOP = 24
+SHOT_LENGTHS = (100, 70, 70)  # cuts at HDR frames 100 and 170
+DROPPED = 130  # the SDR version skips this master frame
+SDR_START = 5  # and starts at master frame 5
+
+
+@pytest.fixture(scope="module")
+def long_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """10 s of 160x90 HDR10 (keyframe every second) and its SDR version: trimmed, one frame dropped."""
+    workdir = tmp_path_factory.mktemp("chunks")
+    master = render_master(ClipSpec(width=160, height=90, fps=Fraction(24), frame_count=FRAMES, seed=11,
+                                    shot_lengths=SHOT_LENGTHS))
+    hdr = write_hdr_file(master, workdir / "long.hdr.mp4", gop_frames=GOP)
+    shows = tuple(frame for frame in range(SDR_START, FRAMES) if frame != DROPPED)
+    sdr = write_sdr_file(master, SdrSpec(shows=shows, gop_frames=GOP), workdir / "long.sdr")
+    return hdr, sdr
+
+
+def timeline_of(path: Path) -> FrameTimeline:
+    pts: list[int] = []
+    probe = probe_video(path, timestamps=pts)
+    assert timeline_problem(pts, probe.frame_count_from_content) is None
+    return FrameTimeline.from_pts(pts)
+
+
+def test_seeking_gives_the_frames_of_a_decode_from_the_start(long_pair):
+    for path in long_pair:
+        full = list(iter_planes(path))
+        timeline = timeline_of(path)
+        assert timeline.end_index == len(full)
+        for start in (0, 1, GOP - 1, GOP, 101, len(full) - 1):
+            decoder = SeekingDecoder(path, timeline.window(max(0, start - 3), len(full)), start)
+            frames = list(decoder)
+            assert [frame.index for frame in frames] == list(range(start, len(full)))
+            for got, expected in zip(frames, full[start:]):
+                assert np.array_equal(got.y, expected.y) and np.array_equal(got.cb, expected.cb) \
+                    and np.array_equal(got.cr, expected.cr)
+                assert got.pts_seconds == pytest.approx(expected.pts_seconds)
+            # from the keyframe at or before ``start``: never more than one GOP beyond what is yielded
+            assert decoder.frames_decoded <= len(frames) + GOP
+
+
+def test_the_last_fifth_decodes_a_fifth_and_a_gop_at_most(long_pair):
+    hdr, _ = long_pair
+    start = FRAMES * 4 // 5
+    decoder = SeekingDecoder(hdr, timeline_of(hdr), start)
+    assert sum(1 for _ in decoder) == FRAMES - start
+    assert decoder.frames_decoded <= 0.35 * FRAMES
+
+
+def build(tmp_path: Path, pair: tuple[Path, Path], name: str, chunk_seconds: float, *, segment: str = "") -> Path:
+    manifest = tmp_path / f"{name}.yaml"
+    manifest.write_text(f"version: 1\nname: {name}\npairs:\n  - id: long\n    split: train\n    hdr: {pair[0]}\n"
+                        f"    sdr: {pair[1]}\n{segment}")
+    out = tmp_path / name
+    result = run_build(BuildOptions(manifest_path=str(manifest), out=str(out), cache_dir=str(tmp_path / "cache"),
+                                    workers=2, previews=False, pair_options=PairOptions(stride_frames=4,
+                                                                                        chunk_seconds=chunk_seconds)))
+    assert result.exit_code == 0, result.report["summary"]
+    return out
+
+
+def samples_of(out: Path) -> tuple[dict[str, str], list[dict], list[dict]]:
+    """(member name -> sha256 of its bytes, index rows without shard names, per-frame rows)."""
+    import tarfile
+
+    members = {}
+    for shard in sorted((out / "shards").rglob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                members[member.name] = hashlib.sha256(tar.extractfile(member).read()).hexdigest()
+    rows = [{k: v for k, v in row.items() if k != "shard"}
+            for row in pq.read_table(out / "index" / "samples.parquet").to_pylist()]
+    return members, rows, pq.read_table(out / "pairs" / "long.frames.parquet").to_pylist()
+
+
+def test_samples_do_not_depend_on_the_chunking(long_pair, tmp_path):
+    whole = build(tmp_path, long_pair, "whole", 60.0)
+    chunked = build(tmp_path, long_pair, "chunked", 1.5)  # 36 frames a chunk: 7 chunks, lead-ins re-anchored
+    record = json.loads((chunked / "pairs" / "long.json").read_text())
+    assert len(record["chunks"]) == 7 and all(chunk["status"] == "ok" for chunk in record["chunks"])
+    assert [chunk["span"] for chunk in record["chunks"]][:2] == [[0, 36], [36, 72]]
+    assert samples_of(chunked) == samples_of(whole)
+    # the truth, computed from how the files were made: the drop is followed, triplets stay inside shots
+    extraction = record["extraction"]
+    assert extraction["cut_hdr_frames"] == [100, 170]
+    assert extraction["offset_changes"] == [[DROPPED + 1, SDR_START + 1]]  # HDR 130 has no partner; 131 pairs anew
+    _, rows, frames = samples_of(chunked)
+    assert len(rows) >= 40
+    for row in rows:
+        assert DROPPED not in row["hdr_frames"]
+        expected = [frame - SDR_START if frame < DROPPED else frame - SDR_START - 1 for frame in row["hdr_frames"]]
+        assert row["sdr_frames"] == expected
+        assert row["shot"] == sum(row["centre_frame"] >= cut for cut in (100, 170))
+        assert not any(row["hdr_frames"][0] < cut <= row["hdr_frames"][2] for cut in (100, 170))
+    assert [row["hdr_frame"] for row in frames] == list(range(FRAMES))
+    # each chunk decoded about its span: never the video from the start
+    for chunk in record["chunks"][1:]:
+        assert chunk["hdr_frames_decoded"] <= 36 + 24 + GOP + 16
+
+
+def test_a_segment_decodes_its_span_not_the_video(long_pair, tmp_path):
+    out = build(tmp_path, long_pair, "segment", 60.0, segment="    start_seconds: 8.0\n")
+    record = json.loads((out / "pairs" / "long.json").read_text())
+    assert record["samples"] > 0 and all(row["centre_frame"] >= 192 for row in
+                                         pq.read_table(out / "index" / "samples.parquet").to_pylist())
+    decoded = sum(chunk["hdr_frames_decoded"] for chunk in record["chunks"])
+    assert decoded <= 0.35 * FRAMES, record["chunks"]
