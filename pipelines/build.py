@@ -23,6 +23,7 @@ import posixpath
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -45,7 +46,7 @@ from pipelines.cluster import (
 )
 from pipelines.lock import LOCK_NAME, BuildLock
 from pipelines.options import BuildOptions, OptionsError, PairOptions, fingerprint
-from pipelines.pair_task import align_pair, finalize_pair, options_payload
+from pipelines.pair_task import align_pair, alignment_key, finalize_pair, options_payload, replan_pair
 from pipelines.records import (
     PAIR_INDEX_SCHEMA,
     SAMPLE_INDEX_SCHEMA,
@@ -186,6 +187,7 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
         logger.info("%d task(s) at a time, %d CPU(s) each", resources.workers, resources.num_cpus)
         options = resources.remote_options(build.max_retries)
         align_remote = ray.remote(align_pair).options(**options, num_returns=2)
+        replan_remote = ray.remote(replan_pair).options(**{**options, "num_cpus": 0}, num_returns=2)
         chunk_function = ray.remote(extract_chunk)
         chunk_remote = chunk_function.options(**options)
         finalize_remote = ray.remote(finalize_pair).options(**{**options, "num_cpus": 1})
@@ -194,6 +196,12 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
         queue = list(todo)
         aligned: list[_PairRun] = []  # pairs with chunks still to submit, in order
         records = []
+        # the segments of one source pair share one alignment: the first aligns, the others wait for its plan
+        keys = {planned.spec.id: alignment_key(planned.spec, planned.options) for planned in todo}
+        unplanned = Counter(keys.values())  # pairs per key not yet submitted
+        aligning: set[str] = set()
+        waiting: dict[str, list[PlannedPair]] = {}
+        sources: dict[str, Any] = {}  # key -> the plan of an aligned pair, while pairs of that key remain
 
         def submit() -> None:
             while len(pending) < resources.workers:
@@ -208,7 +216,20 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
                     pending[remote.remote(run.plan, index, build)] = ("chunk", run, index)
                 elif queue:
                     planned = queue.pop(0)
-                    summary, plan = align_remote.remote(planned.spec, build, planned.options, planned.fingerprint)
+                    key = keys[planned.spec.id]
+                    if key in aligning:
+                        waiting.setdefault(key, []).append(planned)
+                        continue
+                    unplanned[key] -= 1
+                    if key in sources:
+                        summary, plan = replan_remote.remote(sources[key], planned.spec, build, planned.options,
+                                                             planned.fingerprint)
+                    else:
+                        aligning.add(key)
+                        summary, plan = align_remote.remote(planned.spec, build, planned.options,
+                                                            planned.fingerprint)
+                    if not unplanned[key]:
+                        sources.pop(key, None)
                     pending[summary] = ("align", _PairRun(planned, plan), -1)
                 else:
                     return
@@ -230,6 +251,12 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
                         summary = {"pair_id": spec.id, "split": spec.split, "status": "align",
                                    "reason": _died(error, "this pair's alignment"), "samples": 0, "shards": [],
                                    "bytes": 0}
+                    key = keys[spec.id]
+                    if key in aligning:
+                        aligning.discard(key)
+                        if summary["status"] == "planned" and unplanned[key]:
+                            sources[key] = run.plan
+                        queue[:0] = waiting.pop(key, [])  # replanned, or aligned by themselves after a failure
                     if summary["status"] != "planned":
                         finish(summary)
                         continue

@@ -22,7 +22,7 @@ import os
 import re
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -119,10 +119,78 @@ def frame_timeline(pts_values: list[int], probe: VideoProbe, role: str, pair_id:
     return FrameTimeline.from_pts(pts_values)
 
 
-def frame_plane_bytes(probe: VideoProbe) -> int:
-    """Bytes of one decoded frame's three 4:2:0 planes (2 bytes a code above 8 bits)."""
-    chroma = ((probe.width + 1) // 2) * ((probe.height + 1) // 2)
-    return (probe.width * probe.height + 2 * chroma) * (2 if probe.bit_depth > 8 else 1)
+def frame_plane_bytes(probe: dict[str, Any]) -> int:
+    """Bytes of one decoded frame's three 4:2:0 planes (2 bytes a code above 8 bits), from a probe's record."""
+    width, height = int(probe["width"]), int(probe["height"])
+    chroma = ((width + 1) // 2) * ((height + 1) // 2)
+    return (width * height + 2 * chroma) * (2 if int(probe["bit_depth"]) > 8 else 1)
+
+
+#: the per-pair options that decide an alignment (the others decide what is kept and how it is stored)
+ALIGNMENT_OPTIONS = ("max_offset_seconds", "search_seconds", "min_pair_score")
+
+
+def alignment_key(pair: PairSpec, pair_options: PairOptions) -> str:
+    """Pairs with the same key (the segments of one source pair) share one alignment task: the sources' identities
+    and the options the alignment depends on."""
+    return json.dumps([source_identity(pair.hdr), source_identity(pair.sdr),
+                       [getattr(pair_options, name) for name in ALIGNMENT_OPTIONS]], default=str)
+
+
+def planned_summary(plan: PairPlan) -> dict[str, Any]:
+    """What the driver learns of a planned pair: its chunk count and the memory a chunk task needs."""
+    frame_bytes = [frame_plane_bytes(plan.record[role]["probe"]) for role in ("hdr", "sdr")]
+    return {"pair_id": plan.pair.id, "status": "planned", "chunks": len(plan.chunks),
+            "task_memory_bytes": estimate_task_memory_bytes(*frame_bytes)}
+
+
+def plan_segment(source: PairPlan, pair: PairSpec, pair_options: PairOptions, fingerprint: str,
+                 record: dict[str, Any]) -> PairPlan:
+    """The plan of ``pair`` (a segment, or the whole video) from an aligned plan of the same sources: its options,
+    its segment of the HDR timeline and its chunks.
+
+    Raises:
+        AlignmentError: the segment starts after the video's end.
+    """
+    hdr_fps = float(source.mapping.hdr_fps)
+    start_frame = round((pair.start_seconds or 0.0) * hdr_fps)
+    end_frame = None if pair.end_seconds is None else round(pair.end_seconds * hdr_fps)
+    frame_count = int(record["hdr"]["probe"]["frame_count_from_content"])
+    if start_frame >= frame_count:
+        raise AlignmentError(f"the segment starts at HDR frame {start_frame} but the HDR version has {frame_count} "
+                             f"frames")
+    options = replace(source.extract_options, stride_frames=pair_options.stride_frames,
+                      min_match_score=pair_options.min_match_score, cut_score=pair_options.cut_score,
+                      start_frame=start_frame, end_frame=end_frame)
+    chunk_frames = max(1, round(pair_options.chunk_seconds * hdr_fps)) if source.timelines is not None \
+        else frame_count + 1
+    chunks = plan_chunks(start_frame, end_frame, frame_count, chunk_frames, pair_options.stride_frames)
+    last = frame_count if end_frame is None else min(end_frame, frame_count)
+    logger.info("%s: %d chunk(s) of up to %d HDR frames", pair.id, len(chunks), chunk_frames)
+    return replace(source, pair=pair, pair_options=pair_options, fingerprint=fingerprint, extract_options=options,
+                   chunks=chunks, middle_frame=(start_frame + last) // 2, record=record)
+
+
+def replan_pair(source: PairPlan, pair: PairSpec, build: BuildOptions, pair_options: PairOptions,
+                fingerprint: str) -> tuple[dict[str, Any], PairPlan | None]:
+    """Plan ``pair`` on the alignment of ``source``, another pair of the same sources (:func:`alignment_key`):
+    nothing is fetched, hashed, probed or searched again; never raises for a bad pair (as :func:`align_pair`)."""
+    storage = open_storage(build.out)
+    record: dict[str, Any] = {"pair_id": pair.id, "split": pair.split, "fingerprint": fingerprint,
+                              "status": "running", "reason": "", "samples": 0, "shards": [], "bytes": 0,
+                              "attempt": attempt_identity(), "hdr": source.record["hdr"],
+                              "sdr": source.record["sdr"], "alignment": source.record["alignment"],
+                              "alignment_pass": {**source.record.get("alignment_pass", {}),
+                                                 "shared_from": source.pair.id}}
+    stage = _Stage("align")
+    try:
+        plan = plan_segment(source, pair, pair_options, fingerprint, record)
+        stage.enter("extract")
+        record["seconds"] = stage.seconds
+        return planned_summary(plan), plan
+    except FmstfError as error:
+        _fail(record, stage, str(error), storage, [])
+    return summarize_record(record), None
 
 
 def align_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions, fingerprint: str
@@ -184,26 +252,18 @@ def align_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions, f
         if alignment.refusal is not None:
             _alignment_plot(storage, build, pair.id, record)
             raise AlignmentError(alignment.refusal)
-        frame_count = probes["hdr"].frame_count_from_content
-        if start_frame >= frame_count:
-            raise AlignmentError(f"the segment starts at HDR frame {start_frame} but the HDR version has "
-                                 f"{frame_count} frames")
         seekable = timelines["hdr"] is not None and timelines["sdr"] is not None
-        chunk_frames = max(1, round(pair_options.chunk_seconds * hdr_fps)) if seekable else frame_count + 1
-        chunks = plan_chunks(start_frame, end_frame, frame_count, chunk_frames, pair_options.stride_frames)
         stage.enter("extract")
         record["seconds"] = stage.seconds
-        plan = PairPlan(pair=pair, pair_options=pair_options, fingerprint=fingerprint,
-                        paths=(str(sides["hdr"].path), str(sides["sdr"].path)),
-                        sizes_bytes=(sides["hdr"].size_bytes, sides["sdr"].size_bytes), mapping=mapping,
-                        alignment=alignment, extract_options=options, sample_metadata=sample_metadata,
-                        sdr_fill_codes=fill_codes,
-                        timelines=(timelines["hdr"], timelines["sdr"]) if seekable else None, chunks=chunks,
-                        middle_frame=frame_count // 2, record=record)
-        logger.info("%s: aligned, %d chunk(s) of up to %d HDR frames", pair.id, len(chunks), chunk_frames)
-        frame_bytes = {role: frame_plane_bytes(probe) for role, probe in probes.items()}
-        return {"pair_id": pair.id, "status": "planned", "chunks": len(chunks),
-                "task_memory_bytes": estimate_task_memory_bytes(frame_bytes["hdr"], frame_bytes["sdr"])}, plan
+        source = PairPlan(pair=pair, pair_options=pair_options, fingerprint=fingerprint,
+                          paths=(str(sides["hdr"].path), str(sides["sdr"].path)),
+                          sizes_bytes=(sides["hdr"].size_bytes, sides["sdr"].size_bytes), mapping=mapping,
+                          alignment=alignment, extract_options=options, sample_metadata=sample_metadata,
+                          sdr_fill_codes=fill_codes,
+                          timelines=(timelines["hdr"], timelines["sdr"]) if seekable else None, chunks=[],
+                          middle_frame=0, record=record)
+        plan = plan_segment(source, pair, pair_options, fingerprint, record)
+        return planned_summary(plan), plan
     except FmstfError as error:
         _fail(record, stage, str(error), storage, [])
     except OSError as error:  # the environment (disk full, permission, a lost mount), not a bug: say so

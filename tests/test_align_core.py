@@ -58,6 +58,17 @@ def test_offset_found_through_an_unknown_tone_curve(offset):
     assert curve[offset] - max(curve[offset - 1], curve[offset + 1]) > 0.1
 
 
+@pytest.mark.parametrize("offset", [-15, 15])
+def test_offset_at_either_edge_of_the_window_is_found(offset):
+    scene = moving_scene(80)
+    sdr_luma = scene[offset:] if offset >= 0 else np.concatenate([moving_scene(-offset, seed=9), scene])
+    estimate = estimate_offset(SignatureMatrix.stack(signatures(scene)),
+                               SignatureMatrix.stack(signatures(sdr_luma[:60], curve=tone_curve, bit_depth=8)),
+                               max_offset_frames=15)
+    assert estimate.offset_frames == offset
+    assert estimate.candidate_offsets[0] == -15 and estimate.candidate_offsets[-1] == 15
+
+
 def test_offset_with_an_hdr_version_at_twice_the_rate():
     scene = moving_scene(120, speed=2)
     sdr = signatures(scene[5::2][:40], curve=tone_curve, bit_depth=8)  # SDR frame j shows HDR frame 2 j + 5
@@ -204,6 +215,7 @@ def test_selector_choice_does_not_depend_on_where_offering_starts():
     assert triplet_problem([4, 5, 6], [1, 3, 4], **fine) == "dropped or duplicated frame"
     assert triplet_problem([4, 5, 6], [1, 2, None], **fine) == "no SDR partner"
     assert triplet_problem([4, 5, 6], [1, 2, 3], **{**fine, "shots": [0, 1, 1]}) == SPANS_CUT
+    assert triplet_problem([4, 5, 6], [1, 2, 3], **{**fine, "shots": [0, 0, 1]}) == SPANS_CUT  # cut between t, t+1
     assert triplet_problem([4, 5, 6], [1, 2, 3], **{**fine, "transitions": [None, "fade", None]}) == \
         "in a fade or dissolve"
     assert triplet_problem([4, 5, 6], [1, 2, 3], start_frame=5, **fine) == "outside segment"

@@ -8,7 +8,6 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -204,5 +203,8 @@ def test_build_index_carries_alignment_and_true_frames(masters, workdir, tmp_pat
         assert [truth[sample["pair_id"]][j] for j in sample["sdr_frames"]] == sample["hdr_frames"]
     assert (tmp_path / "out" / "report" / "alignment" / "drop.png").read_bytes()[:4] == b"\x89PNG"
     record = json.loads((tmp_path / "out" / "pairs" / "drop.json").read_text())  # the full record keeps the curves
-    assert np.isfinite(record["alignment"]["candidate_detail_scores"][0] or 0.0)
+    curve = dict(zip(record["alignment"]["candidate_offsets"], record["alignment"]["candidate_detail_scores"]))
+    assert min(curve) == -max(curve) and len(curve) == 2 * max(curve) + 1  # every offset of the window
+    best = max((score, offset) for offset, score in curve.items() if score is not None)[1]
+    assert best == record["alignment"]["offset_frames"] == truth["drop"][0]
     assert result.records[0]["alignment"]["candidates"] == len(record["alignment"]["candidate_offsets"])

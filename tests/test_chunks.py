@@ -122,10 +122,24 @@ def test_samples_do_not_depend_on_the_chunking(long_pair, tmp_path):
         assert chunk["hdr_frames_decoded"] <= 36 + 24 + GOP + 16
 
 
-def test_a_segment_decodes_its_span_not_the_video(long_pair, tmp_path):
-    out = build(tmp_path, long_pair, "segment", 60.0, segment="    start_seconds: 8.0\n")
-    record = json.loads((out / "pairs" / "long.json").read_text())
-    assert record["samples"] > 0 and all(row["centre_frame"] >= 192 for row in
-                                         pq.read_table(out / "index" / "samples.parquet").to_pylist())
-    decoded = sum(chunk["hdr_frames_decoded"] for chunk in record["chunks"])
-    assert decoded <= 0.35 * FRAMES, record["chunks"]
+def test_segments_decode_their_span_and_share_one_alignment(long_pair, tmp_path):
+    hdr, sdr = long_pair
+    manifest = tmp_path / "segments.yaml"
+    manifest.write_text("version: 1\nname: segments\npairs:\n" + "".join(
+        f"  - id: {name}\n    split: {split}\n    hdr: {hdr}\n    sdr: {sdr}\n    {bounds}\n"
+        for name, split, bounds in (("tail", "train", "start_seconds: 8.0"), ("head", "train", "end_seconds: 3.0"))))
+    out = tmp_path / "segments"
+    result = run_build(BuildOptions(manifest_path=str(manifest), out=str(out), cache_dir=str(tmp_path / "cache"),
+                                    workers=2, previews=False, pair_options=PairOptions(stride_frames=4)))
+    assert result.exit_code == 0, result.report["summary"]
+    tail, head = (json.loads((out / "pairs" / f"{name}.json").read_text()) for name in ("tail", "head"))
+    # one alignment task for the source pair: the other segment reused its offset, probes and hashes
+    assert [record["alignment_pass"].get("shared_from") for record in (tail, head)] == [None, "tail"]
+    assert head["alignment"]["offset_frames"] == tail["alignment"]["offset_frames"] == SDR_START
+    rows = pq.read_table(out / "index" / "samples.parquet").to_pylist()
+    assert {row["pair_id"] for row in rows} == {"tail", "head"}
+    assert all(row["centre_frame"] >= 192 for row in rows if row["pair_id"] == "tail")
+    assert all(row["hdr_frames"][2] < 72 for row in rows if row["pair_id"] == "head")
+    # the last fifth decodes its span and the GOP before its lead-in, not the video from frame 0
+    decoded = sum(chunk["hdr_frames_decoded"] for chunk in tail["chunks"])
+    assert decoded <= 0.35 * FRAMES, tail["chunks"]

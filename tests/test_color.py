@@ -450,8 +450,8 @@ def test_bt2446a_sdr_to_hdr_golden_values(y_sdr, nits):
 
 def test_bt2446a_uses_1_2528_not_the_1_2328_typo():
     assert C.bt2446a_expand_luma(1.0) == pytest.approx(999.81, abs=0.01)
-    typo = 255.0 ** (2.8305e-6 * 255**2 - 7.4622e-4 * 255 + 1.2328)
-    assert typo == pytest.approx(895, abs=1)  # what the typo would give
+    typo = 255.0 ** (2.8305e-6 * 255**2 - 7.4622e-4 * 255 + 1.2328)  # about 895: what the typo would give
+    assert abs(C.bt2446a_expand_luma(1.0) - typo) > 100
 
 
 def test_bt2446a_colour_round_trip_is_close_for_moderate_colours(rng):

@@ -150,3 +150,14 @@ def test_cuda_matches_cpu():
         torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-6, rtol=1e-9, msg=name)
     codes = T.rgb_to_planes(torch.rand(2, 3, 9, 11, device=device, dtype=torch.float64), **kwargs)
     assert all(c.device.type == "cuda" for c in codes)
+
+
+def test_torch_pq_eotf_clips_its_input_like_numpy():
+    import torch
+
+    from fmstf_data.color import torch_ops
+
+    signal = [-0.5, -1e-6, 0.0, 0.5, 1.0, 1.0 + 1e-6, 1.5]
+    got = torch_ops.pq_eotf(torch.tensor(signal, dtype=torch.float64)).numpy()
+    assert got.tolist()[:3] == [0.0, 0.0, 0.0] and got.tolist()[-3:] == [10000.0, 10000.0, 10000.0]
+    assert np.allclose(got, C.pq_eotf(np.asarray(signal)), rtol=1e-12, atol=0)

@@ -247,6 +247,16 @@ ERRORS = [
      version: 1
      name: x
      pairs:
+       - {id: city, split: train, hdr: demo/city.hdr.mp4, sdr: demo/city.sdr.mp4}
+       - id: roles-swapped
+         split: test
+         hdr: demo/city.sdr.mp4
+         sdr: demo/park.sdr.mp4
+     """, 7, "pairs[1].hdr", "is also used by pair 'city' in split 'train' (line 4)"),
+    ("""
+     version: 1
+     name: x
+     pairs:
        - {id: a, split: train, youtube: bpfu7biLT5c}
        - id: b
          split: test

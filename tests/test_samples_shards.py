@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
 import tarfile
 
@@ -17,6 +18,7 @@ from fmstf_data.store.samples import (
     ARRAY_SUFFIXES,
     Sample,
     decode_array,
+    decode_metadata,
     decode_sample,
     encode_array,
     encode_sample,
@@ -79,6 +81,22 @@ def test_corrupt_member_raises_our_error():
         decode_sample(members)
     with pytest.raises(SampleFormatError):
         decode_array(b"not zstd at all")
+
+
+@pytest.mark.parametrize("version", [None, 0, 99, "1"])
+def test_an_unknown_sample_format_version_is_refused(version):
+    members = encode_sample(make_sample("city", 5))
+    metadata = json.loads(members["json"])
+    assert metadata["format_version"] == 1
+    if version is None:
+        del metadata["format_version"]
+    else:
+        metadata["format_version"] = version
+    members["json"] = json.dumps(metadata).encode()
+    with pytest.raises(SampleFormatError, match="format_version"):
+        decode_sample(members)
+    with pytest.raises(SampleFormatError, match="format_version"):
+        decode_metadata(members["json"])
 
 
 def test_pickled_object_arrays_are_refused():
