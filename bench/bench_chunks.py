@@ -32,7 +32,7 @@ import numpy as np
 from fmstf_data.synth.cases import HDR_X265_PARAMS, PlaneWriter
 
 RAY = str(Path(sys.executable).with_name("ray"))
-WIDTH, HEIGHT, FPS = 1920, 1080, 24
+FPS = 24
 
 
 def texture(seed: int, height: int, width: int) -> np.ndarray:
@@ -48,9 +48,10 @@ def texture(seed: int, height: int, width: int) -> np.ndarray:
     return result / result.max()
 
 
-def make_pair(workdir: Path, seconds: int) -> tuple[Path, Path]:
-    """``seconds`` of 1080p: HDR10 (HEVC Main 10) and an SDR version (H.264) that starts 3 frames late."""
-    hdr_path, sdr_path = workdir / "long.hdr.mp4", workdir / "long.sdr.mp4"
+def make_pair(workdir: Path, seconds: int, size: tuple[int, int] = (1920, 1080)) -> tuple[Path, Path]:
+    """``seconds`` at ``size``: HDR10 (HEVC Main 10) and an SDR version (H.264) that starts 3 frames late."""
+    width, height = size
+    hdr_path, sdr_path = workdir / f"long{height}.hdr.mp4", workdir / f"long{height}.sdr.mp4"
     if hdr_path.exists() and sdr_path.exists():
         return hdr_path, sdr_path
     hdr = PlaneWriter(hdr_path, codec="libx265", fps=Fraction(FPS), pix_fmt="yuv420p10le", tags=(16, 9, 9, 1),
@@ -61,18 +62,18 @@ def make_pair(workdir: Path, seconds: int) -> tuple[Path, Path]:
     scene = None
     for frame in range(frames):
         if frame % (10 * FPS) == 0:
-            scene = texture(frame // (10 * FPS), HEIGHT + 400, WIDTH + 1200)
+            scene = texture(frame // (10 * FPS), height + 400, width + 1200)
             x = y = 0.0
         speed = 3.0 + 2.0 * np.sin(frame / 17.0)
         x, y = x + speed, y + 0.5 * speed * np.cos(frame / 23.0)
-        picture = scene[int(abs(y)) % 400:int(abs(y)) % 400 + HEIGHT, int(x) % 1200:int(x) % 1200 + WIDTH]
+        picture = scene[int(abs(y)) % 400:int(abs(y)) % 400 + height, int(x) % 1200:int(x) % 1200 + width]
         luma = picture ** 2.2  # linear-ish light
         y10 = (64 + 876 * np.sqrt(luma)).astype(np.uint16)
-        chroma = np.full((HEIGHT // 2, WIDTH // 2), 512, np.uint16)
+        chroma = np.full((height // 2, width // 2), 512, np.uint16)
         hdr.write(y10, chroma + ((picture[::2, ::2] - 0.5) * 40).astype(np.int16).astype(np.uint16), chroma)
         if frame >= 3:
             y8 = (16 + 219 * np.clip(luma * 1.6, 0, 1) ** (1 / 2.4)).astype(np.uint8)
-            c8 = np.full((HEIGHT // 2, WIDTH // 2), 128, np.uint8)
+            c8 = np.full((height // 2, width // 2), 128, np.uint8)
             sdr.write(y8, (c8 + ((picture[::2, ::2] - 0.5) * 20).astype(np.int16)).astype(np.uint8), c8)
     hdr.close()
     sdr.close()
@@ -138,36 +139,44 @@ def main() -> None:
     parser.add_argument("--cpus-per-node", type=int, default=1)
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
     parser.add_argument("--workdir", default="/tmp/bench_chunks")
+    parser.add_argument("--size", default="1920x1080", help="frame size, e.g. 3840x2160")
+    parser.add_argument("--skip-nodes", action="store_true", help="only the one-node build and the segment")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    hdr, sdr = make_pair(workdir, args.seconds)
-    print(f"pair: {args.seconds} s of {WIDTH}x{HEIGHT} at {FPS} fps ({time.perf_counter() - started:.0f} s to make)")
+    size = tuple(int(value) for value in args.size.split("x"))
+    hdr, sdr = make_pair(workdir, args.seconds, size)
+    print(f"pair: {args.seconds} s of {args.size} at {FPS} fps ({time.perf_counter() - started:.0f} s to make)")
     manifest = workdir / "long.yaml"
     manifest.write_text(f"version: 1\nname: long\ndefaults: {{chunk_seconds: {args.chunk_seconds}}}\npairs:\n"
                         f"  - id: long\n    split: train\n    hdr: {hdr}\n    sdr: {sdr}\n")
     times: dict[int, list[float]] = {1: [], 2: []}
     for round_number in range(args.rounds):
-        for nodes in ((1, 2) if round_number % 2 == 0 else (2, 1)):
+        for nodes in ((1,) if args.skip_nodes else (1, 2) if round_number % 2 == 0 else (2, 1)):
             cluster = LoopbackCluster(nodes, args.cpus_per_node)
             try:
                 times[nodes].append(build(cluster, manifest, workdir / f"out{nodes}", workdir / "cache"))
             finally:
                 cluster.close()
             print(f"round {round_number}: {nodes} node(s): {times[nodes][-1]:.1f} s", flush=True)
-    one, two = np.median(times[1]), np.median(times[2])
-    print(f"median wall time: 1 node {one:.1f} s, 2 nodes {two:.1f} s: 2 nodes take {two / one:.2f}x")
-    record = json.loads((workdir / "out2" / "pairs" / "long.json").read_text())
+    nodes = 1 if args.skip_nodes else 2
+    if not args.skip_nodes:
+        one, two = np.median(times[1]), np.median(times[2])
+        print(f"median wall time: 1 node {one:.1f} s, 2 nodes {two:.1f} s: 2 nodes take {two / one:.2f}x")
+    record = json.loads((workdir / f"out{nodes}" / "pairs" / "long.json").read_text())
     frames = record["hdr"]["probe"]["frame_count_from_content"]
     for chunk in record["chunks"]:
+        peak = chunk.get("worker_peak_rss_bytes") or 0
         print(f"  chunk {chunk['index']} {chunk['span']}: node {chunk['node'][:8]}, {chunk['seconds']:.1f} s, "
-              f"{chunk['hdr_frames_decoded']} HDR frames decoded, {chunk['samples']} samples")
-    one_node = json.loads((workdir / "out1" / "pairs" / "long.json").read_text())
+              f"{chunk['hdr_frames_decoded']} HDR frames decoded, {chunk['samples']} samples, worker peak RSS "
+              f"{peak / 2**30:.2f} GiB")
+    one_node = json.loads((workdir / "out1" / "pairs" / "long.json").read_text())  # the same file when skipped
     same = [shard["sha256"] for shard in one_node["shard_files"]] == [shard["sha256"] for shard in
                                                                        record["shard_files"]]
-    print(f"  alignment task decoded {record['alignment_pass']['hdr_frames_decoded']} HDR frames; {record['samples']} "
-          f"samples; shards byte-identical on 1 and 2 nodes: {same}")
+    print(f"  alignment task decoded {record['alignment_pass']['hdr_frames_decoded']} HDR frames (and "
+          f"{record['alignment_pass'].get('hdr_frames_redecoded', 0)} twice); {record['samples']} samples; shards "
+          f"byte-identical on 1 and 2 nodes: {same}")
     segment = workdir / "segment.yaml"
     segment.write_text(manifest.read_text() + f"    start_seconds: {args.seconds * 0.8}\n")
     cluster = LoopbackCluster(1, args.cpus_per_node)

@@ -165,13 +165,14 @@ def _died(error: Exception, what: str) -> str:
     return f"the Ray worker running {what} died: {error}".splitlines()[0]
 
 
-def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
-                  on_record: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+def _run_with_ray(todo: list[PlannedPair], build: BuildOptions, on_record: Callable[[dict[str, Any]], None],
+                  timings: dict[str, float]) -> list[dict[str, Any]]:
     """Process ``todo`` as Ray tasks (:mod:`pipelines.cluster` sizes them), at most as many in flight as the
     cluster can run: per pair an alignment task (:func:`pipelines.pair_task.align_pair`), its chunk tasks
     (:func:`pipelines.chunk_task.extract_chunk`, spread over the cluster) and a finalize task
     (:func:`pipelines.pair_task.finalize_pair`). Finishing pairs goes first, then chunks of aligned pairs, then
-    new pairs, so that few pairs are open at a time. Records (summaries) in completion order.
+    new pairs, so that few pairs are open at a time. Records (summaries) in completion order; ``timings`` gets
+    ``ray_start_seconds``.
 
     Raises:
         OptionsError: no node can run a task as declared.
@@ -179,7 +180,9 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions,
     """
     import ray
 
+    ray_started = time.perf_counter()
     started = start_ray(build)
+    timings["ray_start_seconds"] = time.perf_counter() - ray_started
     try:
         joined = not started or cluster_address(build) is not None
         resources = task_resources(build, joined=joined)
@@ -422,13 +425,15 @@ def _build_locked(build: BuildOptions, manifest: Manifest, planned: list[Planned
     callback = on_record or (lambda record: None)
     for record in skipped:
         callback(records[record])
+    timings: dict[str, float] = {}
     if todo:
-        for record in _run_with_ray(todo, build, callback):
+        for record in _run_with_ray(todo, build, callback, timings):
             records[record["pair_id"]] = record
     ordered = [records[pair.spec.id] for pair in planned]
     write_index(storage, ordered)
     seconds = time.perf_counter() - started
-    report = write_report(storage, manifest, build, ordered, skipped=skipped, seconds=seconds)
+    report = write_report(storage, manifest, build, ordered, skipped=skipped, seconds=seconds,
+                          ray_start_seconds=timings.get("ray_start_seconds"))
     return BuildResult(manifest=manifest, records=ordered, skipped=skipped, seconds=seconds, report=report)
 
 

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import resource
 import socket
+import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -34,7 +38,7 @@ from fmstf_data.extract.options import ChunkSpan, ExtractOptions
 from fmstf_data.extract.pair_aligner import Alignment
 from fmstf_data.manifest.schema import PairSpec
 from fmstf_data.sources import FetchOptions, fetch_source
-from fmstf_data.store.samples import encode_sample
+from fmstf_data.store.samples import Sample, encode_sample
 from fmstf_data.store.shards import ShardWriter
 from fmstf_data.store.storage import open_storage
 from fmstf_data.video.seek import FrameTimeline
@@ -43,6 +47,8 @@ from pipelines.options import BuildOptions, PairOptions
 from pipelines.records import SAMPLE_INDEX_SCHEMA, parquet_bytes
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: shard numbers reserved per chunk: chunk k writes shards k * SHARDS_PER_CHUNK, k * SHARDS_PER_CHUNK + 1, ...
 SHARDS_PER_CHUNK = 1000
@@ -97,6 +103,56 @@ def attempt_identity() -> dict[str, Any]:
     return identity
 
 
+#: samples decoded ahead of the one being compressed and written: bounds a task's memory at this many samples
+#: (a 2160p sample is about 75 MB of HDR planes and 37 MB of SDR planes on the HDR grid)
+PIPELINE_DEPTH = 2
+
+
+def run_pipelined(items: Iterator[T], consume: Callable[[T], None], *, depth: int) -> dict[str, float]:
+    """Consume ``items`` on a second thread while the calling thread produces the next ones, through a queue of at
+    most ``depth`` items: decoding (the producer: FFmpeg and numpy release the GIL) overlaps compressing and
+    writing (the consumer: zstd releases it), so a task takes about as long as its slower half, not their sum.
+    Items are consumed in order. An exception on either side stops both and is raised here.
+
+    Returns:
+        seconds the producer waited for room (``producer_wait_seconds``: the consumer is the slower half) and
+        the consumer waited for items (``consumer_wait_seconds``: the producer is).
+    """
+    channel: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    failure: list[BaseException] = []
+    waits = {"producer_wait_seconds": 0.0, "consumer_wait_seconds": 0.0}
+
+    def consumer() -> None:
+        while True:
+            started = time.perf_counter()
+            item = channel.get()
+            waits["consumer_wait_seconds"] += time.perf_counter() - started
+            if item is done:
+                return
+            if not failure:
+                try:
+                    consume(item)
+                except BaseException as error:  # noqa: BLE001 - handed to the producer's thread, raised there
+                    failure.append(error)
+
+    thread = threading.Thread(target=consumer, name="sample-writer", daemon=True)
+    thread.start()
+    try:
+        for item in items:
+            if failure:
+                break
+            started = time.perf_counter()
+            channel.put(item)
+            waits["producer_wait_seconds"] += time.perf_counter() - started
+    finally:
+        channel.put(done)
+        thread.join()
+    if failure:
+        raise failure[0]
+    return {name: round(value, 3) for name, value in waits.items()}
+
+
 def chunk_staged(staging: str, name: str) -> str:
     """Where a chunk attempt stages ``name`` (a shard's final name, or ``samples.parquet`` ...)."""
     return f"{staging}/{name}"
@@ -147,8 +203,9 @@ def extract_chunk(plan: PairPlan, chunk_index: int, build: BuildOptions) -> dict
         writer = ShardWriter(storage, f"shards/{pair.split}/{pair.id}", staging, max_shard_bytes=build.max_shard_bytes,
                              first_number=chunk.index * SHARDS_PER_CHUNK, max_shards=SHARDS_PER_CHUNK)
         rows: list[dict[str, Any]] = []
-        preview_sample, preview_distance = None, None
-        for sample in extractor.samples(chunk):
+        preview: dict[str, Any] = {"sample": None, "distance": None}
+
+        def store(sample: Sample) -> None:  # runs on the writer thread, in sample order
             members = encode_sample(sample, zstd_level=plan.pair_options.zstd_level, threads=build.cpus_per_task)
             shard = writer.write(sample.key, members)
             meta = sample.metadata
@@ -160,8 +217,12 @@ def extract_chunk(plan: PairPlan, chunk_index: int, build: BuildOptions) -> dict
                 "sample_bytes": sum(len(data) for data in members.values()),
             })
             distance = abs(meta["centre_frame"] - plan.middle_frame)
-            if build.previews and (preview_distance is None or distance < preview_distance):
-                preview_sample, preview_distance = sample, distance
+            if build.previews and (preview["distance"] is None or distance < preview["distance"]):
+                preview.update(sample=sample, distance=distance)
+
+        stored = run_pipelined(extractor.samples(chunk), store, depth=PIPELINE_DEPTH)
+        preview_sample, preview_distance = preview["sample"], preview["distance"]
+        summary["pipeline"] = stored
         shards = writer.close()
         storage.write_bytes_atomic(chunk_staged(staging, "samples.parquet"),
                                    parquet_bytes(pa.Table.from_pylist(rows, schema=SAMPLE_INDEX_SCHEMA)))
@@ -192,5 +253,7 @@ def extract_chunk(plan: PairPlan, chunk_index: int, build: BuildOptions) -> dict
             writer.abort()
         storage.delete(staging)
     summary["seconds"] = round(time.perf_counter() - started, 3)
+    # the worker process's peak resident memory so far (Ray reuses workers: an upper bound for this chunk)
+    summary["worker_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return summary
 

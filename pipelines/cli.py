@@ -55,8 +55,11 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
                         help="reruns of a task whose worker died, e.g. a lost node (default 1)")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else a "
                                                             "private local Ray instance)")
-    parser.add_argument("--stride", type=int, default=None, help="frames between kept triplet centres (default 8; "
-                                                                 "the manifest may override)")
+    stride = parser.add_mutually_exclusive_group()
+    stride.add_argument("--stride", type=int, default=None, help="one triplet per window of this many HDR frames "
+                                                                 "(default 8; the manifest may override)")
+    stride.add_argument("--stride-seconds", type=float, default=None,
+                        help="one triplet per window of this many seconds (the same at any frame rate)")
     parser.add_argument("--chunk-seconds", type=float, default=None,
                         help="seconds of the HDR timeline per chunk task (default 60; the samples do not depend on "
                              "it; a manifest's defaults override this)")
@@ -171,6 +174,7 @@ def _build_options(args: argparse.Namespace):
 
     fetch = _fetch_options(args)
     pair_overrides = {name: value for name, value in (("stride_frames", args.stride),
+                                                      ("stride_seconds", args.stride_seconds),
                                                       ("chunk_seconds", args.chunk_seconds)) if value is not None}
     pair_options = PairOptions().with_overrides(pair_overrides)
     values: dict[str, Any] = {

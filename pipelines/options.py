@@ -31,6 +31,9 @@ class PairOptions:
 
     Attributes:
         stride_frames: one triplet centre is kept per window of this many HDR frames (the first usable one).
+        stride_seconds: the same window in seconds of the HDR timeline (rounded to whole frames at the pair's
+            rate), so that a manifest means the same at 24, 30 and 60 fps; when set it replaces ``stride_frames``.
+            The more specific layer wins: a pair's ``stride_frames`` overrides the manifest's ``stride_seconds``.
         max_offset_seconds: the offset search covers [-this, +this] seconds of the HDR timeline.
         search_seconds: how much of each video (beyond the offset window) the offset search decodes.
         min_pair_score: a pair whose best offset scores below this is refused as "different videos".
@@ -43,6 +46,7 @@ class PairOptions:
     """
 
     stride_frames: int = _EXTRACT_DEFAULTS.stride_frames
+    stride_seconds: float | None = None
     max_offset_seconds: float = DEFAULT_MAX_OFFSET_SECONDS
     search_seconds: float = DEFAULT_SEARCH_SECONDS
     min_pair_score: float = _EXTRACT_DEFAULTS.min_pair_score
@@ -60,6 +64,8 @@ class PairOptions:
         for name in ("min_pair_score", "min_match_score", "cut_score"):
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise OptionsError(f"{name} must be in [-1, 1], got {getattr(self, name)}")
+        if self.stride_seconds is not None and not self.stride_seconds > 0:
+            raise OptionsError(f"stride_seconds must be > 0, got {self.stride_seconds}")
         if not self.chunk_seconds > 0:
             raise OptionsError(f"chunk_seconds must be > 0, got {self.chunk_seconds}")
         if not 1 <= self.zstd_level <= 22:
@@ -73,11 +79,27 @@ class PairOptions:
         unknown = sorted(set(overrides) - set(values))
         if unknown:
             raise OptionsError(f"unknown pair option(s) {unknown}; valid: {sorted(values)}")
+        if "stride_frames" in overrides and "stride_seconds" in overrides:
+            raise OptionsError("give stride_frames or stride_seconds, not both")
         values.update(overrides)
+        if "stride_frames" in overrides:
+            values["stride_seconds"] = None  # the more specific layer's stride wins
         try:
-            return PairOptions(**{name: type(getattr(self, name))(value) for name, value in values.items()})
+            return PairOptions(**{name: None if value is None else _FIELD_TYPES.get(name, type(getattr(self, name)))(value)
+                                  for name, value in values.items()})
         except (TypeError, ValueError) as error:
             raise OptionsError(f"bad pair option value in {overrides}: {error}") from error
+
+    def stride_frames_at(self, hdr_fps: float) -> int:
+        """The stride window in HDR frames for a pair at ``hdr_fps``: ``stride_seconds`` rounded to whole frames
+        (at least 1) when set, else ``stride_frames``."""
+        if self.stride_seconds is None:
+            return self.stride_frames
+        return max(1, round(self.stride_seconds * hdr_fps))
+
+
+#: types of the optional PairOptions fields (their default None has no type to convert a manifest value to)
+_FIELD_TYPES = {"stride_seconds": float}
 
 
 @dataclass(frozen=True)

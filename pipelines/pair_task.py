@@ -30,8 +30,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fmstf_data.align.offset import plan_frame_mapping
+from fmstf_data.align.verify import NO_SDR_FRAME
 from fmstf_data.errors import AlignmentError, ExtractError, FmstfError, SourceMismatchError
-from fmstf_data.extract.options import FRAMES_SCHEMA, ExtractionStats, ExtractOptions, plan_chunks
+from fmstf_data.extract.options import (
+    FRAMES_SCHEMA,
+    STATUS_CODES,
+    STATUS_NAMES,
+    ExtractionStats,
+    ExtractOptions,
+    plan_chunks,
+)
 from fmstf_data.extract.pair_aligner import PairAligner
 from fmstf_data.manifest.schema import PairSpec
 from fmstf_data.sources import FetchOptions, fetch_source
@@ -159,12 +167,13 @@ def plan_segment(source: PairPlan, pair: PairSpec, pair_options: PairOptions, fi
     if start_frame >= frame_count:
         raise AlignmentError(f"the segment starts at HDR frame {start_frame} but the HDR version has {frame_count} "
                              f"frames")
-    options = replace(source.extract_options, stride_frames=pair_options.stride_frames,
+    stride_frames = pair_options.stride_frames_at(hdr_fps)
+    options = replace(source.extract_options, stride_frames=stride_frames,
                       min_match_score=pair_options.min_match_score, cut_score=pair_options.cut_score,
                       start_frame=start_frame, end_frame=end_frame)
     chunk_frames = max(1, round(pair_options.chunk_seconds * hdr_fps)) if source.timelines is not None \
         else frame_count + 1
-    chunks = plan_chunks(start_frame, end_frame, frame_count, chunk_frames, pair_options.stride_frames)
+    chunks = plan_chunks(start_frame, end_frame, frame_count, chunk_frames, stride_frames)
     last = frame_count if end_frame is None else min(end_frame, frame_count)
     logger.info("%s: %d chunk(s) of up to %d HDR frames", pair.id, len(chunks), chunk_frames)
     return replace(source, pair=pair, pair_options=pair_options, fingerprint=fingerprint, extract_options=options,
@@ -306,6 +315,24 @@ def merge_extraction(parts: list[dict[str, Any]], frames: pa.Table, hdr_step: in
     return merged
 
 
+def with_undecided_tail(frames: pa.Table, frame_count: int, hdr_step: int) -> pa.Table:
+    """``frames`` with a row for each HDR tick after the last one decided, up to the video's ``frame_count``: the
+    pass stops decoding once the SDR version has ended (no later frame can have a partner), and those frames are
+    recorded as having none."""
+    if frames.num_rows == 0:
+        return frames
+    last = int(frames.column("hdr_frame")[-1].as_py())
+    tail = list(range(last + hdr_step, frame_count, hdr_step))
+    if not tail:
+        return frames
+    rows = pa.Table.from_pydict({
+        "hdr_frame": tail, "sdr_frame": [None] * len(tail), "offset_frames": [None] * len(tail),
+        "match_score": [0.0] * len(tail), "detail_score": [0.0] * len(tail),
+        "status": [STATUS_NAMES[STATUS_CODES[NO_SDR_FRAME]]] * len(tail), "shot_start": [False] * len(tail),
+        "kept_centre": [False] * len(tail)}, schema=FRAMES_SCHEMA)
+    return pa.concat_tables([frames, rows])
+
+
 def finalize_pair(plan: PairPlan, chunks: list[dict[str, Any]], build: BuildOptions) -> dict[str, Any]:
     """Publish one pair from its chunks' staged outputs, or fail it; never raises for a bad pair. Returns the
     summary of the record it wrote (:func:`pipelines.records.summarize_record`)."""
@@ -316,7 +343,8 @@ def finalize_pair(plan: PairPlan, chunks: list[dict[str, Any]], build: BuildOpti
     chunks = sorted(chunks, key=lambda chunk: chunk["index"])
     record["chunks"] = [{key: chunk.get(key) for key in ("index", "span", "status", "node", "host", "attempt",
                                                           "seconds", "samples", "hdr_frames_decoded",
-                                                          "sdr_frames_decoded")} for chunk in chunks]
+                                                          "sdr_frames_decoded", "pipeline",
+                                                          "worker_peak_rss_bytes")} for chunk in chunks]
     stagings = [chunk["staging"] for chunk in chunks if chunk.get("staging")]
     try:
         failed = [chunk for chunk in chunks if chunk["status"] != "ok"]
@@ -327,6 +355,9 @@ def finalize_pair(plan: PairPlan, chunks: list[dict[str, Any]], build: BuildOpti
                                (f" ({len(failed) - 1} more chunk(s) failed)" if len(failed) > 1 else ""))
         frames = pa.concat_tables([pq.read_table(pa.BufferReader(storage.read_bytes(
             chunk_staged(chunk["staging"], "frames.parquet")))) for chunk in chunks]).cast(FRAMES_SCHEMA)
+        if chunks[-1]["span"][1] is None:  # to the end of the video: every HDR frame gets its row
+            frames = with_undecided_tail(frames, int(record["hdr"]["probe"]["frame_count_from_content"]),
+                                         plan.mapping.hdr_step)
         rows = pa.concat_tables([pq.read_table(pa.BufferReader(storage.read_bytes(
             chunk_staged(chunk["staging"], "samples.parquet")))) for chunk in chunks]).cast(SAMPLE_INDEX_SCHEMA)
         extraction = merge_extraction([chunk.get("extraction", {}) for chunk in chunks], frames,

@@ -47,9 +47,10 @@ def split_totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def summary_text(manifest: Manifest, records: list[dict[str, Any]], totals: dict[str, dict[str, int]], *,
-                 storage: Storage, skipped: list[str], seconds: float) -> str:
+                 storage: Storage, skipped: list[str], seconds: float, ray_start_seconds: float | None = None) -> str:
     """A few lines a person reads at the end of a build."""
-    lines = [f"fmstf-data build of '{manifest.name}' -> {storage.display()} ({seconds:.1f} s)"]
+    ray = "" if ray_start_seconds is None else f", of which {ray_start_seconds:.1f} s starting Ray"
+    lines = [f"fmstf-data build of '{manifest.name}' -> {storage.display()} ({seconds:.1f} s{ray})"]
     for split, total in totals.items():
         lines.append(f"  {split:<5} {total['pairs_ok']} pair(s) ok, {total['pairs_failed']} failed, "
                      f"{total['samples']} samples in {total['shards']} shard(s), {total['bytes'] / 1e6:.1f} MB")
@@ -72,10 +73,12 @@ def summary_text(manifest: Manifest, records: list[dict[str, Any]], totals: dict
 
 
 def write_report(storage: Storage, manifest: Manifest, build: BuildOptions, records: list[dict[str, Any]],
-                 *, skipped: list[str], seconds: float) -> dict[str, Any]:
-    """Write ``report/report.json`` and ``report/summary.txt``; returns the report."""
+                 *, skipped: list[str], seconds: float, ray_start_seconds: float | None = None) -> dict[str, Any]:
+    """Write ``report/report.json`` and ``report/summary.txt``; returns the report. ``ray_start_seconds``: how long
+    starting or joining Ray took (None: no pair ran), reported apart from the work."""
     totals = split_totals(records)
-    summary = summary_text(manifest, records, totals, storage=storage, skipped=skipped, seconds=seconds)
+    summary = summary_text(manifest, records, totals, storage=storage, skipped=skipped, seconds=seconds,
+                           ray_start_seconds=ray_start_seconds)
     options = asdict(build)
     options["out"] = redact_uri(build.out)  # secrets in a URI never reach the report
     if options["fetch"].get("proxy"):
@@ -85,6 +88,7 @@ def write_report(storage: Storage, manifest: Manifest, build: BuildOptions, reco
         "options": options,
         "versions": _versions(),
         "seconds": round(seconds, 3),
+        "ray_start_seconds": None if ray_start_seconds is None else round(ray_start_seconds, 3),
         "totals": totals,
         "resumed_pairs": skipped,
         "pairs": records,

@@ -143,3 +143,64 @@ def test_segments_decode_their_span_and_share_one_alignment(long_pair, tmp_path)
     # the last fifth decodes its span and the GOP before its lead-in, not the video from frame 0
     decoded = sum(chunk["hdr_frames_decoded"] for chunk in tail["chunks"])
     assert decoded <= 0.35 * FRAMES, tail["chunks"]
+
+
+def test_stride_seconds_means_the_same_at_any_frame_rate_and_the_specific_layer_wins():
+    from pipelines.options import OptionsError
+
+    options = PairOptions().with_overrides({"stride_seconds": 0.5})
+    assert [options.stride_frames_at(fps) for fps in (24, 30, 60, 23.976)] == [12, 15, 30, 12]
+    assert PairOptions().stride_frames_at(60) == 8  # without stride_seconds: frames
+    pair = options.with_overrides({"stride_frames": 5})  # a pair's frames override the manifest's seconds
+    assert pair.stride_seconds is None and pair.stride_frames_at(60) == 5
+    with pytest.raises(OptionsError, match="not both"):
+        PairOptions().with_overrides({"stride_frames": 4, "stride_seconds": 1.0})
+    with pytest.raises(OptionsError, match="stride_seconds"):
+        PairOptions(stride_seconds=0.0)
+
+
+def test_a_build_with_stride_seconds_keeps_one_centre_per_window(long_pair, tmp_path):
+    manifest = tmp_path / "seconds.yaml"
+    manifest.write_text(f"version: 1\nname: seconds\ndefaults: {{stride_seconds: 0.5}}\npairs:\n  - id: long\n"
+                        f"    split: train\n    hdr: {long_pair[0]}\n    sdr: {long_pair[1]}\n    end_seconds: 4.0\n")
+    out = tmp_path / "seconds"
+    result = run_build(BuildOptions(manifest_path=str(manifest), out=str(out), cache_dir=str(tmp_path / "cache"),
+                                    workers=1, previews=False))
+    assert result.exit_code == 0, result.report["summary"]
+    centres = [row["centre_frame"] for row in pq.read_table(out / "index" / "samples.parquet").to_pylist()]
+    assert len(centres) >= 6 and len({centre // 12 for centre in centres}) == len(centres)  # 0.5 s at 24 fps
+
+
+def test_the_in_task_pipeline_keeps_order_bounds_its_queue_and_raises_either_sides_error():
+    from pipelines.chunk_task import run_pipelined
+
+    produced, consumed = [], []
+
+    def items():
+        for number in range(50):
+            produced.append(number)
+            # never more than the queue's depth, the one being consumed and this one ahead of the consumer
+            assert number - len(consumed) <= 2 + 2
+            yield number
+
+    waits = run_pipelined(items(), consumed.append, depth=2)
+    assert consumed == list(range(50)) and set(waits) == {"producer_wait_seconds", "consumer_wait_seconds"}
+
+    def failing_consumer(number):
+        if number == 7:
+            raise ValueError("disk full at 7")
+        consumed.append(number)
+
+    consumed.clear()
+    with pytest.raises(ValueError, match="disk full at 7"):
+        run_pipelined(iter(range(100)), failing_consumer, depth=2)
+    assert consumed == list(range(7))  # nothing after the failure is written
+
+    def failing_producer():
+        yield 1
+        raise RuntimeError("decoder broke")
+
+    consumed.clear()
+    with pytest.raises(RuntimeError, match="decoder broke"):
+        run_pipelined(failing_producer(), consumed.append, depth=2)
+    assert consumed == [1]  # what came before the failure was still written, in order

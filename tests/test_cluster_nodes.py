@@ -41,6 +41,35 @@ def node_command(address: str, head: str | None, temp_dir: str) -> list[str]:
             "--block", *ports]
 
 
+def wait_for_port(host: str, port: int, timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def alive_nodes(address: str, environment: dict[str, str], *, expected: int, timeout_seconds: float) -> list[str]:
+    """The live nodes' addresses once ``expected`` are alive, or when ``timeout_seconds`` have passed."""
+    script = ("import ray, time\n"
+              f"ray.init(address={address!r}, logging_level='ERROR')\n"
+              f"deadline = time.monotonic() + {timeout_seconds}\n"
+              "while True:\n"
+              "    alive = sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive'])\n"
+              f"    if len(alive) >= {expected} or time.monotonic() > deadline:\n"
+              "        break\n"
+              "    time.sleep(0.5)\n"
+              "print(' '.join(alive))\n")
+    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+                          timeout=timeout_seconds + 60)
+    lines = done.stdout.strip().splitlines()
+    return lines[-1].split() if lines else []
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """(address, environment for drivers, the node processes): a head at 127.0.0.2 and a worker node at 127.0.0.3;
@@ -55,20 +84,20 @@ def cluster():
     try:
         nodes.append(subprocess.Popen(head_command, env=environment, start_new_session=True,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(3)
-        nodes.append(subprocess.Popen(node_command("127.0.0.3", address, temp_dir), env=environment,
-                                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        script = ("import ray, time\n"
-                  f"ray.init(address={address!r}, logging_level='ERROR')\n"
-                  "for _ in range(120):\n"
-                  "    alive = sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive'])\n"
-                  "    if len(alive) == 2:\n"
-                  "        break\n"
-                  "    time.sleep(0.5)\n"
-                  "print(alive)\n")
-        done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
-                              timeout=120)
-        assert done.stdout.strip().endswith("['127.0.0.2', '127.0.0.3']"), done.stderr[-2000:]
+        wait_for_port("127.0.0.2", int(address.rsplit(":", 1)[1]), timeout_seconds=90)
+        problems = []
+        for attempt in range(3):  # a loaded machine can be slow to bring a node up: try again on fresh ports
+            log = Path(temp_dir) / f"node-127.0.0.3-{attempt}.log"
+            with log.open("w") as stream:
+                nodes.append(subprocess.Popen(node_command("127.0.0.3", address, temp_dir), env=environment,
+                                              start_new_session=True, stdout=stream, stderr=stream))
+            alive = alive_nodes(address, environment, expected=2, timeout_seconds=60)
+            if alive == ["127.0.0.2", "127.0.0.3"]:
+                break
+            problems.append(f"attempt {attempt}: nodes alive {alive}; the node's log: {log.read_text()[-1500:]}")
+            kill_session(nodes.pop().pid)
+        else:
+            pytest.fail("the second node did not join: " + " | ".join(problems))
         yield address, environment, nodes
     finally:
         for node in reversed(nodes):

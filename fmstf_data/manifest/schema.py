@@ -61,6 +61,7 @@ class OptionRule:
 # Per-pair processing options that ``defaults`` and a pair's ``options`` may set (the build's PairOptions fields).
 PAIR_OPTION_RULES: dict[str, OptionRule] = {
     "stride_frames": OptionRule(int, minimum=1),
+    "stride_seconds": OptionRule(float, minimum=0, exclusive_minimum=True),
     "max_offset_seconds": OptionRule(float, minimum=0),
     "search_seconds": OptionRule(float, minimum=0, exclusive_minimum=True),
     "min_pair_score": OptionRule(float, minimum=-1, maximum=1),
