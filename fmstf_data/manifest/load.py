@@ -378,9 +378,13 @@ class _ManifestParser:
             path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(location).path))
         else:
             return
-        if path.is_dir():
+        try:
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except (OSError, ValueError) as error:  # a name too long for the file system, a NUL, ...
+            raise self.doc.error(f"cannot use {text!r} as a file name: {error}", where) from None
+        if is_dir:
             raise self.doc.error(f"{path} is a directory, not a video file", where)
-        if not path.is_file():
+        if not is_file:
             relative = "" if os.path.isabs(os.path.expanduser(text)) or kind == "url" else \
                 f" (written {text!r}, relative to the manifest's folder {self.base_dir})"
             raise self.doc.error(f"file not found: {path}{relative}", where)

@@ -132,7 +132,7 @@ class ManifestDocument:
         """A scalar through the safe loader's constructors; a value they refuse is our error, with its line."""
         try:
             return self._loader.construct_object(node, deep=True)
-        except (ValueError, TypeError, OverflowError) as error:  # !!int abc, 5,001 digits, !!float abc, ...
+        except (ValueError, TypeError, OverflowError, IndexError) as error:  # !!int abc or empty, 5,001 digits, ...
             tag = node.tag.rsplit(":", 1)[-1]
             raise self.error(f"cannot read {node.value[:40]!r}{'...' if len(node.value) > 40 else ''} as {tag}: "
                              f"{str(error).split(';')[0][:160]}", where, line=node.start_mark.line + 1) from None
