@@ -478,5 +478,5 @@ def options_payload(pair: PairSpec, pair_options: PairOptions, build: BuildOptio
                  "end_seconds": pair.end_seconds},
         "options": asdict(pair_options),
         "max_shard_bytes": build.max_shard_bytes,
-        "sample_format": 2,  # 2: stride windows, shot numbers in the index only, shards numbered per chunk
+        "sample_format": 3,  # 2: stride windows, shot numbers in the index only, shards per chunk; 3: plane CRCs
     }

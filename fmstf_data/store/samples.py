@@ -17,6 +17,13 @@ member suffix            content
 Each ``.npy.zst`` is a standard NumPy ``.npy`` file in one standard zstd frame (written through ``pyarrow``), so
 ``tar xf`` + ``zstd -d`` + ``numpy.load(..., allow_pickle=False)`` reads it without this package. Nothing is
 pickled, in writing or reading. Keys follow contract 1: ``{pair_id}_{centre_frame:06d}``, no dots.
+
+Integrity (format version 2): a damaged byte inside a zstd payload can decompress without any error into wrong
+codes. The JSON therefore carries ``plane_crc32``: per array member, the CRC-32 (``zlib.crc32``) of its decoded
+plane data (C order, little-endian), and :func:`decode_sample` compares it and checks that 10-bit planes hold codes
+of at most 1023. A mismatch is a :class:`~fmstf_data.errors.SampleFormatError` naming the member. The checksums
+cover decoded values, not compressed bytes, so they do not depend on the zstd library's version. Version 1 samples
+(no checksums) are still read.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import json
 import math
 import os
 import re
+import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,7 +45,11 @@ import pyarrow as pa
 from fmstf_data.errors import SampleFormatError
 
 #: version of the stored layout; readers refuse versions they do not know
-SAMPLE_FORMAT_VERSION = 1
+SAMPLE_FORMAT_VERSION = 2
+#: the versions this reader understands (1: no plane checksums)
+READABLE_FORMAT_VERSIONS = (1, 2)
+#: the largest code of a 10-bit plane
+MAX_10BIT_CODE = 1023
 PAIR_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*_[0-9]{6,}$")
 PLANE_NAMES = ("y", "cb", "cr")
@@ -226,8 +238,15 @@ def encode_sample(sample: Sample, zstd_level: int = DEFAULT_ZSTD_LEVEL, *, threa
     metadata["key"] = sample.key
     metadata["format_version"] = SAMPLE_FORMAT_VERSION
     planes = [plane for side in SIDES for plane in getattr(sample, side)]
-    compressed = _encode_threads(threads).map(lambda plane: encode_array(plane, zstd_level), planes)
+    compressed = list(_encode_threads(threads).map(lambda plane: encode_array(plane, zstd_level), planes))
+    metadata["plane_crc32"] = {suffix: plane_crc32(plane) for suffix, plane in zip(ARRAY_SUFFIXES, planes)}
     return {"json": encode_metadata(metadata), **dict(zip(ARRAY_SUFFIXES, compressed))}
+
+
+def plane_crc32(plane: np.ndarray) -> int:
+    """CRC-32 of a plane's data as stored: C order, little-endian."""
+    stored = np.ascontiguousarray(plane, dtype=plane.dtype.newbyteorder("<"))
+    return zlib.crc32(memoryview(stored).cast("B"))
 
 
 def decode_metadata(data: bytes) -> dict[str, Any]:
@@ -236,10 +255,10 @@ def decode_metadata(data: bytes) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SampleFormatError(f"sample metadata is not UTF-8 JSON: {error}") from error
     version = metadata.get("format_version")
-    if version != SAMPLE_FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_FORMAT_VERSIONS:
         raise SampleFormatError(
             f"sample {metadata.get('key')!r} has format_version {version!r}; this fmstf-data reads "
-            f"{SAMPLE_FORMAT_VERSION}: upgrade fmstf-data or rebuild the shards")
+            f"{', '.join(map(str, READABLE_FORMAT_VERSIONS))}: upgrade fmstf-data or rebuild the shards")
     return metadata
 
 
@@ -249,9 +268,23 @@ def decode_sample(members: Mapping[str, bytes | memoryview], key: str | None = N
     if missing:
         raise SampleFormatError(f"sample {key or '?'} lacks members {missing}")
     metadata = decode_metadata(bytes(members["json"]))
-    planes = {
-        side: tuple(decode_array(members[member_suffix(side, name)]) for name in PLANE_NAMES) for side in SIDES
-    }
+    checksums = metadata.get("plane_crc32")
+    if metadata["format_version"] >= 2 and not isinstance(checksums, dict):
+        raise SampleFormatError(f"sample {key or metadata.get('key', '?')}: metadata lacks its plane checksums")
+    planes = {}
+    for side in SIDES:
+        arrays = []
+        for name in PLANE_NAMES:
+            suffix = member_suffix(side, name)
+            array = decode_array(members[suffix])
+            if checksums is not None and plane_crc32(array) != checksums.get(suffix):
+                raise SampleFormatError(f"sample {key or metadata.get('key', '?')}: {suffix} is damaged (its "
+                                        f"decoded planes do not match the checksum in the sample's JSON)")
+            if array.dtype.itemsize == 2 and array.size and int(array.max()) > MAX_10BIT_CODE:
+                raise SampleFormatError(f"sample {key or metadata.get('key', '?')}: {suffix} holds codes above "
+                                        f"{MAX_10BIT_CODE} (damaged, or not a 10-bit plane)")
+            arrays.append(array)
+        planes[side] = tuple(arrays)
     try:
         return Sample(key=metadata["key"], hdr=planes["hdr"], sdr=planes["sdr"], metadata=metadata)
     except KeyError as error:
