@@ -15,6 +15,7 @@ the same per-pair summaries, returned by its tasks.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import shutil
@@ -83,7 +84,8 @@ def write_simulated_build(workdir: Path, pairs: int, template: dict) -> Path:
         storage.write_bytes_atomic(shard, b"")
         record = json.loads(json.dumps(template))
         record.update(pair_id=pair_id, split=split, fingerprint=planned.fingerprint, shards=[shard],
-                      samples=len(centres), bytes=24_000_000 * len(centres))
+                      samples=len(centres), bytes=24_000_000 * len(centres),
+                      shard_files=[{"name": shard, "size_bytes": 0, "sha256": hashlib.sha256(b"").hexdigest()}])
         record["extraction"]["cut_hdr_frames"] = [c * 72 for c in range(1, CUTS_PER_PAIR)]
         storage.write_bytes_atomic(record_path(pair_id), json.dumps(record, indent=1, sort_keys=True).encode())
     return manifest
