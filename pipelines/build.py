@@ -165,6 +165,12 @@ def _died(error: Exception, what: str) -> str:
     return f"the Ray worker running {what} died: {error}".splitlines()[0]
 
 
+def _lost_pair(spec: PairSpec, status: str, what: str, error: Exception) -> dict[str, Any]:
+    """The summary of a pair whose alignment or finalize task was lost with its worker."""
+    return {"pair_id": spec.id, "split": spec.split, "status": status, "reason": _died(error, what), "samples": 0,
+            "shards": [], "bytes": 0}
+
+
 def _run_with_ray(todo: list[PlannedPair], build: BuildOptions, on_record: Callable[[dict[str, Any]], None],
                   timings: dict[str, float]) -> list[dict[str, Any]]:
     """Process ``todo`` as Ray tasks (:mod:`pipelines.cluster` sizes them), at most as many in flight as the
@@ -251,9 +257,7 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions, on_record: Calla
                     try:
                         summary = ray.get(reference)
                     except ray.exceptions.RayError as error:
-                        summary = {"pair_id": spec.id, "split": spec.split, "status": "align",
-                                   "reason": _died(error, "this pair's alignment"), "samples": 0, "shards": [],
-                                   "bytes": 0}
+                        summary = _lost_pair(spec, "align", "this pair's alignment", error)
                     key = keys[spec.id]
                     if key in aligning:
                         aligning.discard(key)
@@ -280,9 +284,7 @@ def _run_with_ray(todo: list[PlannedPair], build: BuildOptions, on_record: Calla
                     try:
                         record = ray.get(reference)
                     except ray.exceptions.RayError as error:
-                        record = {"pair_id": spec.id, "split": spec.split, "status": "extract",
-                                  "reason": _died(error, "this pair's finalize step"), "samples": 0, "shards": [],
-                                  "bytes": 0}
+                        record = _lost_pair(spec, "extract", "this pair's finalize step", error)
                     finish(record)
         return records
     finally:

@@ -239,11 +239,8 @@ def align_pair(pair: PairSpec, build: BuildOptions, pair_options: PairOptions, f
         stage.enter("align")
         mapping = plan_frame_mapping(fps_of(probes["hdr"]), fps_of(probes["sdr"]))
         hdr_fps, sdr_fps = float(mapping.hdr_fps), float(mapping.sdr_fps)
-        start_frame = round((pair.start_seconds or 0.0) * hdr_fps)
-        end_frame = None if pair.end_seconds is None else round(pair.end_seconds * hdr_fps)
+        # the alignment's options; the segment, stride and per-frame thresholds are set by plan_segment
         options = ExtractOptions(
-            stride_frames=pair_options.stride_frames, min_match_score=pair_options.min_match_score,
-            cut_score=pair_options.cut_score, start_frame=start_frame, end_frame=end_frame,
             min_pair_score=pair_options.min_pair_score, decoder_threads=build.cpus_per_task,
         ).for_rates(hdr_fps, sdr_fps, max_offset_seconds=pair_options.max_offset_seconds,
                     search_seconds=pair_options.search_seconds)

@@ -407,21 +407,28 @@ def _rounded(value: object) -> object:
     return value
 
 
+def member_digests(shard: Path) -> list[tuple[str, bytes]]:
+    """(name, sha256) of each member of a shard, in tar order, over what it stores independent of the writers'
+    versions: ``.zst`` members decompressed, JSON members with rounded floats."""
+    import pyarrow as pa
+
+    digests = []
+    with tarfile.open(shard) as tar:
+        for member in tar.getmembers():
+            data = tar.extractfile(member).read()
+            if member.name.endswith(".zst"):
+                data = pa.CompressedInputStream(pa.BufferReader(data), "zstd").read()
+            elif member.name.endswith(".json"):
+                data = json.dumps(_rounded(json.loads(data)), sort_keys=True).encode()
+            digests.append((member.name, hashlib.sha256(data).digest()))
+    return digests
+
+
 def sample_digest(out: Path) -> str:
     """One digest of a build's samples whatever its shard layout (chunking): every member's decompressed bytes by
     name, and the sample index's rows without their shard names."""
-    import pyarrow as pa
-
-    members = {}
-    for shard in (out / "shards").rglob("*.tar"):
-        with tarfile.open(shard) as tar:
-            for member in tar.getmembers():
-                data = tar.extractfile(member).read()
-                if member.name.endswith(".zst"):
-                    data = pa.CompressedInputStream(pa.BufferReader(data), "zstd").read()
-                elif member.name.endswith(".json"):
-                    data = json.dumps(_rounded(json.loads(data)), sort_keys=True).encode()
-                members[member.name] = hashlib.sha256(data).hexdigest()
+    members = {name: digest.hex() for shard in (out / "shards").rglob("*.tar")
+               for name, digest in member_digests(shard)}
     rows = [_rounded({key: value for key, value in row.items() if key != "shard"})
             for row in pq.read_table(out / "index" / "samples.parquet").to_pylist()]
     return hashlib.sha256(json.dumps([sorted(members.items()), rows], sort_keys=True).encode()).hexdigest()
@@ -431,19 +438,11 @@ def content_digests(out: Path) -> dict[str, str]:
     """Digests of what a build stores, independent of the zstd and parquet writers' versions: each shard's member
     names with the sha256 of their decompressed bytes (JSON members with rounded floats), and each index table's
     rows as sorted JSON (rounded floats)."""
-    import pyarrow as pa
-
     result = {}
     for shard in sorted((out / "shards").rglob("*.tar")):
         digest = hashlib.sha256()
-        with tarfile.open(shard) as tar:
-            for member in tar.getmembers():
-                data = tar.extractfile(member).read()
-                if member.name.endswith(".zst"):
-                    data = pa.CompressedInputStream(pa.BufferReader(data), "zstd").read()
-                elif member.name.endswith(".json"):
-                    data = json.dumps(_rounded(json.loads(data)), sort_keys=True).encode()
-                digest.update(member.name.encode() + b"\0" + hashlib.sha256(data).digest())
+        for name, member_digest in member_digests(shard):
+            digest.update(name.encode() + b"\0" + member_digest)
         result[str(shard.relative_to(out))] = digest.hexdigest()
     for name in ("samples", "pairs"):
         rows = [_rounded({key: value for key, value in row.items() if not key.endswith("_source")})

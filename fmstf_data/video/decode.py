@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -86,6 +87,28 @@ def frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return y, cb, cr, bit_depth
 
 
+def open_video_stream(path: str | Path, *, threads: bool | int = True) -> tuple[Any, Any]:
+    """(container, its first video stream) of a local file, with FFmpeg's threads set as :func:`iter_planes`
+    describes; the caller closes the container (``with container:``).
+
+    Raises:
+        ProbeError: the file cannot be opened or has no video stream.
+    """
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as error:
+        raise ProbeError(f"cannot open {path}: {error}") from error
+    if not container.streams.video:
+        container.close()
+        raise ProbeError(f"{path} has no video stream")
+    stream = container.streams.video[0]
+    if threads:
+        stream.thread_type = "AUTO"
+        if threads is not True:
+            stream.thread_count = int(threads)
+    return container, stream
+
+
 def iter_planes(path: str | Path, *, threads: bool | int = True) -> Iterator[DecodedFrame]:
     """Decode every frame of the first video stream of ``path``, in decoder output order.
 
@@ -101,18 +124,8 @@ def iter_planes(path: str | Path, *, threads: bool | int = True) -> Iterator[Dec
         ProbeError: the file cannot be opened or has no video stream.
         SourceMismatchError: the pixel format is not 4:2:0 8/10-bit.
     """
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as error:
-        raise ProbeError(f"cannot open {path}: {error}") from error
+    container, stream = open_video_stream(path, threads=threads)
     with container:
-        if not container.streams.video:
-            raise ProbeError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        if threads:
-            stream.thread_type = "AUTO"
-            if threads is not True:
-                stream.thread_count = int(threads)
         time_base = stream.time_base
         index = 0
         try:

@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from fmstf_data.errors import InvalidValueError, ProbeError
-from fmstf_data.video.decode import DecodedFrame, frame_planes
+from fmstf_data.video.decode import DecodedFrame, frame_planes, open_video_stream
 
 logger = logging.getLogger(__name__)
 
@@ -130,18 +130,8 @@ class SeekingDecoder:
         """One decode from a seek ``margin_seconds`` before frame ``start_index`` (None: from the start); returns
         True (yielding nothing) when the first frame it reaches lies after ``start_index``."""
         first_pts = int(self.timeline.pts[0])
-        try:
-            container = av.open(str(self.path))
-        except (av.error.FFmpegError, OSError) as error:
-            raise ProbeError(f"cannot open {self.path}: {error}") from error
+        container, stream = open_video_stream(self.path, threads=self.threads)
         with container:
-            if not container.streams.video:
-                raise ProbeError(f"{self.path} has no video stream")
-            stream = container.streams.video[0]
-            if self.threads:
-                stream.thread_type = "AUTO"
-                if self.threads is not True:
-                    stream.thread_count = int(self.threads)
             time_base = stream.time_base
             if self.start_index > 0 and margin_seconds is not None:
                 margin = round(margin_seconds / time_base) if time_base else 0
