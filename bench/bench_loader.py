@@ -109,8 +109,9 @@ def make_data(workdir: Path, name: str, height: int, width: int, count: int, png
         writer = ShardWriter(storage, f"shards/train/bench{first:04d}", f".staging/{first}")
         for index in range(first, min(first + samples_per_shard, count)):
             sample = synthetic_sample(index, height, width)
-            shard = writer.write(sample.key, encode_sample(sample))
-            rows.append({"key": sample.key, "pair_id": "bench", "split": "train", "shard": shard,
+            stored = writer.write(sample.key, encode_sample(sample))
+            rows.append({"key": sample.key, "pair_id": "bench", "split": "train", "shard": stored.shard,
+                         **stored.index_columns(),
                          "centre_frame": sample.metadata["centre_frame"], "width": width, "height": height})
             for side, (bit_depth, matrix) in (("sdr", (8, "bt709")), ("hdr", (10, "bt2020nc"))):
                 if index >= png_count:

@@ -207,10 +207,11 @@ def extract_chunk(plan: PairPlan, chunk_index: int, build: BuildOptions) -> dict
 
         def store(sample: Sample) -> None:  # runs on the writer thread, in sample order
             members = encode_sample(sample, zstd_level=plan.pair_options.zstd_level, threads=build.cpus_per_task)
-            shard = writer.write(sample.key, members)
+            stored = writer.write(sample.key, members)
             meta = sample.metadata
             rows.append({
-                "key": sample.key, "pair_id": pair.id, "split": pair.split, "shard": shard,
+                "key": sample.key, "pair_id": pair.id, "split": pair.split, "shard": stored.shard,
+                **stored.index_columns(),
                 "hdr_frames": meta["hdr_frames"], "sdr_frames": meta["sdr_frames"], "shot": None,
                 "centre_frame": meta["centre_frame"], "centre_pts_seconds": meta["hdr_pts_seconds"][1],
                 "match_score_min": min(meta["match_scores"]), "width": sample.width, "height": sample.height,

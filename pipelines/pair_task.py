@@ -475,5 +475,7 @@ def options_payload(pair: PairSpec, pair_options: PairOptions, build: BuildOptio
                  "end_seconds": pair.end_seconds},
         "options": asdict(pair_options),
         "max_shard_bytes": build.max_shard_bytes,
-        "sample_format": 3,  # 2: stride windows, shot numbers in the index only, shards per chunk; 3: plane CRCs
+        # 2: stride windows, shot numbers in the index only, shards per chunk; 3: plane CRCs; 4: banded planes
+        # (sample format version 3), byte offsets in the index
+        "sample_format": 4,
     }

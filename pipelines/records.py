@@ -39,6 +39,12 @@ SAMPLE_INDEX_SCHEMA = pa.schema([
     ("width", pa.int32()),
     ("height", pa.int32()),
     ("sample_bytes", pa.int64()),
+    # where the sample lies in its shard (ShardWriter's StoredSample.index_columns): the loader reads it without
+    # scanning tar headers
+    ("offset_bytes", pa.int64()),
+    ("size_bytes", pa.int64()),
+    ("json_bytes", pa.int64()),
+    ("json_crc32", pa.int64()),
 ])
 
 

@@ -5,11 +5,13 @@ Checks, each reported as a problem line (the build is sound when there are none)
 - every pair in ``pairs.parquet`` with status ``ok`` has its shards, and every shard on disk belongs to an ok pair;
 - every shard is a complete tar whose members group into whole samples (the seven members of the sample format);
 - every sample decodes (zstd, ``.npy`` without pickle, shapes and dtypes of the format), its key follows contract 1,
-  and its JSON agrees with its index row (pair, split, frames, shard);
+  and its JSON agrees with its index row (pair, split, frames, shard, and the byte offsets the loader reads by);
 - the index lists exactly the samples the shards hold, once each;
 - splits are by video (contract 4): no pair appears in two splits, no sample sits under another split's directory.
 
-``--deep`` decodes every plane; without it only the JSON members are decoded (fast: shards are read, not decoded).
+``--deep`` decodes every plane and checks every band's checksum (sample format 3) or every plane's (format 2), so
+a damaged byte anywhere in a payload is found; without it only the JSON members are decoded (fast: shards are
+read, not decoded).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import tarfile
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -55,15 +58,21 @@ def _read_table(storage: Storage, relative: str) -> pa.Table:
                          f"directory?") from error
 
 
-def _shard_samples(data: bytes, shard: str, problems: list[str]) -> dict[str, dict[str, bytes]]:
-    """Members grouped by key, in order; a damaged tar is reported, not raised."""
+def _shard_samples(data: bytes, shard: str, problems: list[str], spans: dict[str, tuple[int, int]] | None = None
+                   ) -> dict[str, dict[str, bytes]]:
+    """Members grouped by key, in order; a damaged tar is reported, not raised. ``spans`` receives each key's
+    ``[start, end)`` bytes (first header to the end of the last member's padded data)."""
     samples: dict[str, dict[str, bytes]] = {}
+    spans = {} if spans is None else spans
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
             for member in archive:
                 key, _, suffix = member.name.partition(".")
                 extracted = archive.extractfile(member)
                 samples.setdefault(key, {})[suffix] = extracted.read() if extracted is not None else b""
+                end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                start = spans[key][0] if key in spans else member.offset
+                spans[key] = (start, end)
     except (tarfile.TarError, EOFError, OSError) as error:
         problems.append(f"{shard}: not a complete tar ({error})")
     return samples
@@ -105,7 +114,8 @@ def verify_build(location: str, *, deep: bool = False) -> VerifyResult:
     for shard in sorted(on_disk & expected_shards):
         result.shards += 1
         shard_split = shard.split("/")[1]
-        for key, members in _shard_samples(storage.read_bytes(shard), shard, problems).items():
+        spans: dict[str, tuple[int, int]] = {}
+        for key, members in _shard_samples(storage.read_bytes(shard), shard, problems, spans).items():
             result.samples += 1
             where = f"{shard}: {key}"
             if key in seen:
@@ -134,6 +144,13 @@ def verify_build(location: str, *, deep: bool = False) -> VerifyResult:
                     problems.append(f"{where}: JSON {name}={metadata.get(name)!r} but the index says {expected!r}")
             if row["shard"] != shard:
                 problems.append(f"{where}: the index places it in {row['shard']}")
+            elif row.get("offset_bytes") is not None:
+                start, end = spans[key]
+                found = {"offset_bytes": start, "size_bytes": end - start, "json_bytes": len(members["json"]),
+                         "json_crc32": zlib.crc32(members["json"])}
+                for name, value in found.items():
+                    if row.get(name) != value:
+                        problems.append(f"{where}: the index says {name}={row.get(name)!r}, the shard {value!r}")
             if shard_split != row["split"]:
                 problems.append(f"{where}: a {row['split']} sample under shards/{shard_split}/")
     for key in sorted(set(rows_by_key) - set(seen)):

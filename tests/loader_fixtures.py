@@ -68,7 +68,8 @@ class FakeBuild:
 
 def write_build(root: Path, pairs: dict[str, tuple[str, int]], *, height: int = 36, width: int = 52,
                 max_shard_bytes: int | dict[str, int] = 1 << 30, sizes: dict[str, tuple[int, int]] | None = None,
-                grain: float = 0.0, location: str | None = None) -> FakeBuild:
+                grain: float = 0.0, location: str | None = None, with_offsets: bool = True,
+                band_rows: int | None = None) -> FakeBuild:
     """A build directory like ``fmstf-data build`` writes: ``shards/{split}/{pair}-{n:06d}.tar`` and
     ``index/samples.parquet``.
 
@@ -77,6 +78,9 @@ def write_build(root: Path, pairs: dict[str, tuple[str, int]], *, height: int = 
         max_shard_bytes: to cut pairs into several shards (a dict: per pair, others in one shard).
         sizes: pair id -> (height, width) for pairs of another size.
         location: write there (a URI) instead of ``root``.
+        with_offsets: write the samples' byte offsets into the index (False: an index like format-2 builds', which
+            the loader locates by scanning the shards' tar headers).
+        band_rows: luma rows per band of the stored planes (None: the codec's default).
     """
     storage = open_storage(location or str(root))
     rows, keys, shards, samples = [], {}, {}, {}
@@ -87,10 +91,11 @@ def write_build(root: Path, pairs: dict[str, tuple[str, int]], *, height: int = 
                              if isinstance(max_shard_bytes, dict) else max_shard_bytes)
         for centre in range(1, 2 * count, 2):
             sample = make_triplet(pair_id, split, centre, h, w, grain=grain)
-            members = encode_sample(sample)
-            shard = writer.write(sample.key, members)
+            members = encode_sample(sample) if band_rows is None else encode_sample(sample, band_rows=band_rows)
+            stored = writer.write(sample.key, members)
             samples[sample.key] = sample
-            rows.append({"key": sample.key, "pair_id": pair_id, "split": split, "shard": shard,
+            rows.append({"key": sample.key, "pair_id": pair_id, "split": split, "shard": stored.shard,
+                         **(stored.index_columns() if with_offsets else {}),
                          "hdr_frames": sample.metadata["hdr_frames"], "sdr_frames": sample.metadata["sdr_frames"],
                          "shot": 0, "centre_frame": centre, "width": w, "height": h,
                          "sample_bytes": sum(len(data) for data in members.values())})

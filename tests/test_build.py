@@ -363,6 +363,34 @@ def test_verify_deep_and_the_loader_catch_a_flipped_byte_inside_a_plane_payload(
             pass
 
 
+def test_verify_and_the_loader_check_the_byte_offsets_in_the_index(demo_build, tmp_path, capsys):
+    """The loader reads samples by the index's byte offsets, without tar headers: verify checks those offsets
+    against the tars, and a stale offset makes the loader refuse the sample (its JSON checksum), not serve
+    other bytes."""
+    import pyarrow as pa
+
+    from fmstf_data.errors import DamagedShardError
+    from fmstf_data.loader import make_loader
+
+    out, _ = demo_build
+    assert main(["verify", str(out)]) == 0
+    capsys.readouterr()
+    stale = tmp_path / "stale"
+    shutil.copytree(out, stale)
+    table = pq.read_table(stale / "index" / "samples.parquet")
+    test_rows = [i for i, split in enumerate(table.column("split").to_pylist()) if split == "test"]
+    offsets = table.column("offset_bytes").to_pylist()
+    offsets[test_rows[1]] += 512
+    table = table.set_column(table.column_names.index("offset_bytes"), "offset_bytes", pa.array(offsets, pa.int64()))
+    pq.write_table(table, stale / "index" / "samples.parquet")
+    assert main(["verify", str(stale)]) == 1
+    assert "the index says offset_bytes=" in capsys.readouterr().out
+    loader = make_loader(str(stale), "test", batch_size=1, crop_size=32, num_workers=0, mode="eval")
+    with pytest.raises(DamagedShardError, match="checksum in the index"):
+        for _ in loader:
+            pass
+
+
 def test_a_source_replaced_in_place_is_rebuilt_on_resume(tmp_path, ray_session):
     sources = tmp_path / "sources"
     sources.mkdir()
@@ -386,15 +414,18 @@ def test_a_source_replaced_in_place_is_rebuilt_on_resume(tmp_path, ray_session):
 #: samples.parquet, in one environment. Plane members count exactly; JSON members and index rows count with floats
 #: rounded to 3 decimals (scores are float32 reductions whose last digits may depend on numpy's SIMD path), source
 #: paths left out (they are absolute). A change that alters any stored code value, frame index or key fails.
+#: Re-recorded for sample format 3 (banded planes, byte offsets in the index): the decompressed planes and the
+#: JSON members (less the new ``bands``/``window_frames`` and the old ``plane_crc32``) were checked equal to
+#: format 2's build of the same commit, and the index rows equal except for the byte sizes and offsets.
 DEMO_CONTENT_DIGESTS = {
-    "shards/test/harbor-000000.tar": "9f62ec021524c60b7869e7c62d958eeeb576f4006ca74667bf475d6ce924d5e8",
-    "shards/train/city-000000.tar": "c3e006f8764bd611ad17c5ed2321e54357dfbe6bfd6485bd50ff78af1d78cdc5",
-    "shards/train/forest-000000.tar": "e80836fc145c555cb32f0cffb3ffa9c202297bd7dd9aff908bc14eda92404a56",
-    "index/samples.parquet": "b99b5ca7a1b02d2092cc210430b6f0399b5cb77d67cec0aa50986baed5e096ec",
-    "index/pairs.parquet": "776c6940a244abf124a46690da6c96490c502e3b3c36dc3b1e65012954aabe2f",
+    "shards/test/harbor-000000.tar": "6a394f6f1c8c480354445f1cc1782a58b9a8ec93b20c99f688c2bb68157e72cb",
+    "shards/train/city-000000.tar": "752e873b506169cd94d6c8d761b475646be7051d5dff9f5cff0c5cfb698b5aef",
+    "shards/train/forest-000000.tar": "427b638ccce7c64733c130bd493efcaadece4227f66cc96fa07b11a986aaf466",
+    "index/samples.parquet": "dd72e3cd8cbccb662c953e3b4aa768a059e50668f45cd44b9f06a179d7719aec",
+    "index/pairs.parquet": "451b35c57c29caec239752bcfeaa8126caf95c17f2240e26aa403fb9cd47bffb",
 }
 #: :func:`sample_digest` of the demo build, whatever its chunking (chunk_seconds 60, 0.5 and 0.2 agree)
-DEMO_SAMPLE_DIGEST = "5d75bae648b2cd1647ba139a6c9d1eef6ca712759153cad21e2a7cff07dc6481"
+DEMO_SAMPLE_DIGEST = "5340caf03ade1b9742d9fc501101e88144fb43f1ee72af290f5f4020e4b6869d"
 
 
 def _rounded(value: object) -> object:
@@ -426,10 +457,10 @@ def member_digests(shard: Path) -> list[tuple[str, bytes]]:
 
 def sample_digest(out: Path) -> str:
     """One digest of a build's samples whatever its shard layout (chunking): every member's decompressed bytes by
-    name, and the sample index's rows without their shard names."""
+    name, and the sample index's rows without their shard names and byte offsets."""
     members = {name: digest.hex() for shard in (out / "shards").rglob("*.tar")
                for name, digest in member_digests(shard)}
-    rows = [_rounded({key: value for key, value in row.items() if key != "shard"})
+    rows = [_rounded({key: value for key, value in row.items() if key not in ("shard", "offset_bytes")})
             for row in pq.read_table(out / "index" / "samples.parquet").to_pylist()]
     return hashlib.sha256(json.dumps([sorted(members.items()), rows], sort_keys=True).encode()).hexdigest()
 

@@ -84,7 +84,7 @@ def build(tmp_path: Path, pair: tuple[Path, Path], name: str, chunk_seconds: flo
 
 
 def samples_of(out: Path) -> tuple[dict[str, str], list[dict], list[dict]]:
-    """(member name -> sha256 of its bytes, index rows without shard names, per-frame rows)."""
+    """(member name -> sha256 of its bytes, index rows without shard names and offsets, per-frame rows)."""
     import tarfile
 
     members = {}
@@ -92,7 +92,7 @@ def samples_of(out: Path) -> tuple[dict[str, str], list[dict], list[dict]]:
         with tarfile.open(shard) as tar:
             for member in tar.getmembers():
                 members[member.name] = hashlib.sha256(tar.extractfile(member).read()).hexdigest()
-    rows = [{k: v for k, v in row.items() if k != "shard"}
+    rows = [{k: v for k, v in row.items() if k not in ("shard", "offset_bytes")}
             for row in pq.read_table(out / "index" / "samples.parquet").to_pylist()]
     return members, rows, pq.read_table(out / "pairs" / "long.frames.parquet").to_pylist()
 

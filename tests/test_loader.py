@@ -151,6 +151,60 @@ def test_batch_contract_and_crops_match_whole_frame_conversion(build):
     assert len(seen_turns) > 1
 
 
+class CountingReads:
+    """A shard file handle that counts the bytes read through it."""
+
+    def __init__(self, handle, counter: list[int]) -> None:
+        self.handle, self.counter = handle, counter
+
+    def read_at(self, length: int, offset: int):
+        self.counter[0] += length
+        return self.handle.read_at(length, offset)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+@pytest.fixture(scope="module")
+def tall_builds(tmp_path_factory):
+    """The same tall samples (8-row bands) in a build whose index gives offsets and one whose index does not."""
+    root = tmp_path_factory.mktemp("tall")
+    pairs = {"tall": ("train", 6), "other": ("test", 2)}
+    return (write_build(root / "offsets", pairs, height=150, width=40, band_rows=8),
+            write_build(root / "scan", pairs, height=150, width=40, band_rows=8, with_offsets=False))
+
+
+def test_a_crop_reads_and_decodes_only_its_bands_and_equals_the_whole_frame(tall_builds):
+    ranged, scanned = tall_builds
+    options = dict(batch_size=2, crop_size=16, num_workers=0, rank=0, world_size=1, seed=3)
+    loaders = [make_loader(b.root, "train", **options) for b in tall_builds]
+    counters = [[0], [0]]
+    for loader, counter in zip(loaders, counters):
+        reader = loader.dataset.reader
+        opened = reader._file
+        reader._file = lambda shard, opened=opened, counter=counter: CountingReads(opened(shard), counter)
+    assert loaders[0].dataset.reader.ranged(0) and not loaders[1].dataset.reader.ranged(0)
+    tops = set()
+    for epoch in range(4):
+        for loader in loaders:
+            loader.set_epoch(epoch)
+        for batch, twin in zip(*loaders):
+            for name in ("sdr", "hdr", "crop", "rot90", "flip_h"):
+                assert torch.equal(batch[name], twin[name])  # offsets or tar scan: the same batches
+            for i, key in enumerate(batch["key"]):
+                crop = batch["crop"][i].tolist()
+                tops.add(crop[0])
+                for side in ("sdr", "hdr"):
+                    expected = reference_rgb(ranged.samples[key], side, crop, bool(batch["flip_h"][i]),
+                                             bool(batch["flip_v"][i]), int(batch["rot90"][i]))
+                    torch.testing.assert_close(batch[side][i], expected, atol=2e-6, rtol=0)
+    assert min(tops) <= 6 and max(tops) >= 128  # crops at both frame edges were served
+    sample_bytes = sum(len(data) for data in encode_sample(ranged.samples["tall_000001"], band_rows=8).values())
+    served = 4 * 6
+    assert counters[1][0] >= served * sample_bytes  # whole spans
+    assert counters[0][0] < 0.35 * served * sample_bytes  # 16 + 4 rows of 150: about 3-4 bands of 19
+
+
 def test_crop_at_frame_edges_matches_whole_frame():
     sample = make_triplet("edge", "train", 1, 38, 50)
     for top, left in ((0, 0), (22, 34), (0, 34), (22, 0)):

@@ -79,3 +79,29 @@ def test_s3_truncated_object_raises(s3):
     with pytest.raises(DamagedShardError, match="truncated") as caught:
         make_loader([f"s3://test:test@{BUCKET}/cut/{name}?{query}"], num_workers=0, **OPTIONS)
     assert f"s3://{BUCKET}/cut/{name}" in str(caught.value) and "test:test" not in str(caught.value)
+
+
+def test_start_up_requests_do_not_grow_with_the_samples(s3, tmp_path):
+    """Making a loader over s3:// costs a fixed number of requests per shard when the index gives byte offsets:
+    the same for 12 and 120 samples in the same shards. An index without offsets (format-2 builds) is scanned,
+    which costs requests per member: the count grows, so the check can fail."""
+    from tests.s3_proxy import CountingProxy
+
+    _, _, query, filesystem = s3
+    host, port = query.split("endpoint_override=")[1].split("&")[0].split(":")
+    counts = {}
+    for name, count, offsets in (("small", 12, True), ("large", 120, True), ("scanned", 12, False)):
+        build = write_build(tmp_path / name, {"alpha": ("train", count), "beta": ("train", count // 2)},
+                            height=8, width=8, with_offsets=offsets)
+        pafs.copy_files(str(build.root), f"{BUCKET}/{name}", source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=filesystem)
+        with CountingProxy(host, int(port)) as proxy:
+            proxy_query = f"endpoint_override={proxy.address}&scheme=http&region=us-east-1"
+            dataset_uri = f"s3://test:test@{BUCKET}/{name}?{proxy_query}"
+            from fmstf_data.loader import make_dataset
+            dataset = make_dataset(dataset_uri, "train", batch_size=2, crop_size=4, rot90=False, rank=0,
+                                   world_size=1)
+            assert len(dataset.catalog) == count + count // 2
+            counts[name] = proxy.total()
+    assert counts["small"] == counts["large"] <= 2 + 6 + 2 * 2  # index (exists, footer, row groups), 2 shards
+    assert counts["scanned"] > counts["small"] + 12 * 7  # a header read per member

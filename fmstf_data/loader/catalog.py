@@ -6,8 +6,12 @@ the evaluation order: a build's index sorted by (pair_id, centre_frame), or the 
 their samples in tar order. Every rank builds the same catalog from the same files, so plans made from it agree
 across ranks without communication.
 
-Shards are located by their tar headers (:func:`fmstf_data.loader.tarindex.scan_shard`), scanned in a small thread
-pool when the catalog is built. Damage met while scanning (missing shard, truncated tar, bad header, a sample of the
+Where a build's index gives each sample's byte offsets (``offset_bytes``, ``size_bytes``, ``json_bytes``,
+``json_crc32``: builds since sample format 3), the catalog is the index: only the split's rows and the columns needed
+are read (a parquet filter on ``split``, so row groups of other splits are skipped), and each shard costs one
+metadata request (its size, checked against the spans of its samples). Start-up then costs a few requests per
+shard, whatever the number of samples. Otherwise (older builds, lists of shard URLs) shards are located by their tar
+headers (:func:`fmstf_data.loader.tarindex.scan_shard`), scanned in a small thread pool. Damage met while scanning (missing shard, truncated tar, bad header, a sample of the
 index not found in its shard, a sample lacking members) follows ``on_damage``: ``"raise"`` raises
 :class:`fmstf_data.errors.DamagedShardError`; ``"skip"`` leaves the sample out of the catalog, logs a warning and
 lists it in :attr:`SampleCatalog.damaged`. Since every rank scans the same files, every rank leaves out the same
@@ -27,7 +31,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -73,6 +76,8 @@ class SampleCatalog:
         heights, widths: int64 [N]: frame size from the index, -1 when unknown (shard-URL sources).
         shard_index: int64 [N]: index into ``shards``.
         spans: int64 [N, 2]: ``[start, end)`` bytes of the sample's members in its shard.
+        json_bytes: int64 [N]: size of the sample's ``json`` member, -1 when unknown (scanned catalogs).
+        json_crc32: int64 [N]: CRC-32 of that member, -1 when unknown.
         damaged: samples or shards left out under ``on_damage="skip"``.
         source: the location given by the user (for messages).
     """
@@ -87,10 +92,17 @@ class SampleCatalog:
     spans: np.ndarray
     damaged: list[DamagedSample] = field(default_factory=list)
     source: str = ""
+    json_bytes: np.ndarray | None = None
+    json_crc32: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.keys)
-        for name in ("pair_ids", "centre_frames", "heights", "widths", "shard_index", "spans"):
+        if self.json_bytes is None:
+            self.json_bytes = np.full(n, -1, dtype=np.int64)
+        if self.json_crc32 is None:
+            self.json_crc32 = np.full(n, -1, dtype=np.int64)
+        for name in ("pair_ids", "centre_frames", "heights", "widths", "shard_index", "spans", "json_bytes",
+                     "json_crc32"):
             if len(getattr(self, name)) != n:
                 raise LoaderError(f"catalog column {name} has {len(getattr(self, name))} rows, keys have {n}")
 
@@ -186,8 +198,10 @@ def catalog_from_shards(urls: Sequence[str | os.PathLike[str]], *, on_damage: st
 
 
 def _catalog(refs: list[ShardRef], rows: list[tuple], sizes: list[tuple[int, int]] | None,
-             damaged: list[DamagedSample], source: str) -> SampleCatalog:
+             damaged: list[DamagedSample], source: str, json_members: list[tuple[int, int]] | None = None
+             ) -> SampleCatalog:
     sizes = sizes if sizes is not None else [(-1, -1)] * len(rows)
+    json_members = json_members if json_members is not None else [(-1, -1)] * len(rows)
     return SampleCatalog(
         shards=refs,
         keys=[row[0] for row in rows],
@@ -199,28 +213,90 @@ def _catalog(refs: list[ShardRef], rows: list[tuple], sizes: list[tuple[int, int
         spans=np.array([[row[4], row[5]] for row in rows], dtype=np.int64).reshape(-1, 2),
         damaged=damaged,
         source=source,
+        json_bytes=np.array([member[0] for member in json_members], dtype=np.int64),
+        json_crc32=np.array([member[1] for member in json_members], dtype=np.int64),
     )
 
 
+#: the index columns a catalog reads (the offsets only where the index has them)
+CATALOG_COLUMNS = ("key", "pair_id", "split", "shard", "centre_frame", "height", "width")
+OFFSET_COLUMNS = ("offset_bytes", "size_bytes", "json_bytes", "json_crc32")
+
+
 def read_index(location: str | os.PathLike[str], split: str | None) -> tuple[pa.Table, Storage]:
-    """The rows of ``index/samples.parquet`` of a build for ``split`` (all splits when None), with the storage."""
+    """The rows of ``index/samples.parquet`` of a build for ``split`` (all splits when None), with the storage.
+
+    Only the columns a catalog needs are read, and with a split only its rows: a parquet filter, which skips the
+    row groups (one per pair) of other splits by their statistics.
+    """
     storage = open_storage(location)
     where = redact_uri(storage.uri)
     if not storage.exists(INDEX_PATH):
         raise LoaderError(f"{where} has no {INDEX_PATH}: is it a build directory (fmstf-data build --out)? To read "
                           "shards without an index, pass a list of shard paths or URLs")
-    table = pq.read_table(pa.BufferReader(storage.read_bytes(INDEX_PATH)))
-    needed = {"key", "pair_id", "split", "shard", "centre_frame"}
-    missing = sorted(needed - set(table.column_names))
-    if missing:
-        raise LoaderError(f"{where}/{INDEX_PATH} lacks columns {missing}")
-    if split is not None:
-        splits = sorted(set(table.column("split").to_pylist()))
-        if split not in splits:
-            raise LoaderError(f"split {split!r} is not in {where} (splits there: {splits})")
-        table = table.filter(pc.equal(table.column("split"), split))
+    try:
+        parquet = pq.ParquetFile(storage.path(INDEX_PATH), filesystem=storage.filesystem)
+        present = set(parquet.schema_arrow.names)
+        missing = sorted({"key", "pair_id", "split", "shard", "centre_frame"} - present)
+        if missing:
+            raise LoaderError(f"{where}/{INDEX_PATH} lacks columns {missing}")
+        columns = [name for name in (*CATALOG_COLUMNS, *OFFSET_COLUMNS) if name in present]
+        table = pq.read_table(storage.path(INDEX_PATH), filesystem=storage.filesystem, columns=columns,
+                              filters=None if split is None else [("split", "=", split)])
+        if split is not None and table.num_rows == 0:
+            splits = sorted(set(pq.read_table(storage.path(INDEX_PATH), filesystem=storage.filesystem,
+                                              columns=["split"]).column("split").to_pylist()))
+            if split not in splits:
+                raise LoaderError(f"split {split!r} is not in {where} (splits there: {splits})")
+    except (OSError, pa.ArrowException) as error:
+        raise LoaderError(f"cannot read {where}/{INDEX_PATH}: {error}") from error
     table = table.sort_by([("pair_id", "ascending"), ("centre_frame", "ascending"), ("key", "ascending")])
     return table, storage
+
+
+def _has_offsets(table: pa.Table) -> bool:
+    return all(name in table.column_names and table.column(name).null_count == 0 for name in OFFSET_COLUMNS)
+
+
+def _catalog_from_offsets(table: pa.Table, storage: Storage, log: _DamageLog) -> SampleCatalog:
+    """A catalog from an index that gives every sample's byte offsets: one size request per shard, no scan."""
+    where = redact_uri(storage.uri)
+    shard_names = sorted(set(table.column("shard").to_pylist()))
+    refs = [ShardRef(storage.filesystem, storage.path(name), posixpath.join(where, name)) for name in shard_names]
+    try:
+        infos = storage.filesystem.get_file_info([ref.path for ref in refs])
+    except OSError as error:
+        raise LoaderError(f"cannot list the shards of {where}: {error}") from error
+    shard_sizes = {name: (info.size if info.type == pafs.FileType.File else None)
+                   for name, info in zip(shard_names, infos)}
+    for name, size in shard_sizes.items():
+        if size is None:
+            log.report(posixpath.join(where, name), None, "does not exist")
+    number = {name: i for i, name in enumerate(shard_names)}
+    columns = {name: table.column(name).to_pylist() for name in (*CATALOG_COLUMNS, *OFFSET_COLUMNS)
+               if name in table.column_names}
+    count = table.num_rows
+    heights, widths = columns.get("height", [-1] * count), columns.get("width", [-1] * count)
+    rows, sizes, json_members = [], [], []
+    for i in range(count):
+        key, shard = columns["key"][i], columns["shard"][i]
+        start, length = int(columns["offset_bytes"][i]), int(columns["size_bytes"][i])
+        shard_size = shard_sizes[shard]
+        shard_uri = posixpath.join(where, shard)
+        if shard_size is None:
+            log.damaged.append(DamagedSample(shard_uri, key, "lost with its missing shard"))
+            continue
+        if start < 0 or length <= 0 or start + length > shard_size:
+            log.report(shard_uri, key, f"the index places it at bytes [{start}, {start + length}) of a "
+                                       f"{shard_size}-byte shard (truncated shard, or a stale index)")
+            continue
+        rows.append((key, columns["pair_id"][i], int(columns["centre_frame"][i]), number[shard], start,
+                     start + length))
+        sizes.append((-1 if heights[i] is None else int(heights[i]), -1 if widths[i] is None else int(widths[i])))
+        json_members.append((int(columns["json_bytes"][i]), int(columns["json_crc32"][i])))
+    if not rows:
+        raise LoaderError(f"no readable sample left in {where} ({len(log.damaged)} damaged)")
+    return _catalog(refs, rows, sizes, log.damaged, where, json_members)
 
 
 def catalog_from_build(location: str | os.PathLike[str], split: str | None, *, on_damage: str = "raise",
@@ -231,6 +307,8 @@ def catalog_from_build(location: str | os.PathLike[str], split: str | None, *, o
     where = redact_uri(storage.uri)
     if table.num_rows == 0:
         raise LoaderError(f"split {split!r} of {where} has no samples")
+    if _has_offsets(table):
+        return _catalog_from_offsets(table, storage, log)
     shard_names = sorted(set(table.column("shard").to_pylist()))
     refs = [ShardRef(storage.filesystem, storage.path(name), posixpath.join(where, name)) for name in shard_names]
     contents = dict(zip(shard_names, scan_shards(refs, scan_threads)))

@@ -30,6 +30,7 @@ A batch (B = batch size; crops of one triplet are consecutive rows):
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from fmstf_data.color.params import ColorParams, color_params
-from fmstf_data.errors import DamagedShardError, LoaderError
-from fmstf_data.loader.augment import CropParams, apply_geometry, crop_planes_with_margin, draw_crop
+from fmstf_data.errors import DamagedShardError, LoaderError, SampleFormatError
+from fmstf_data.loader.augment import LUMA_MARGIN, CropParams, apply_geometry, crop_planes_with_margin, draw_crop
 from fmstf_data.loader.catalog import SampleCatalog
 from fmstf_data.loader.convert import convert_with_margin, global_frame
 from fmstf_data.loader.options import LoaderOptions
@@ -145,16 +146,29 @@ class TripletDataset(IterableDataset):
 
     # ---- one batch ---------------------------------------------------------------------------------------
 
-    def _read(self, plan: RankPlan, slot: int) -> tuple[Sample, int, bool]:
-        """The sample planned at ``slot`` of the rank plan, or (``on_damage="skip"``) the next readable one.
+    def _read(self, plan: RankPlan, slot: int) -> tuple[Sample, int, bool, list[CropParams]]:
+        """The sample planned at ``slot`` of the rank plan, or (``on_damage="skip"``) the next readable one, with
+        its crops.
 
-        Returns (sample, catalog row served, substituted).
+        When the frame size is known from the index and the crops do not need the whole frame, the crops are drawn
+        first and only the row bands they touch are read and decoded.
+
+        Returns (sample, catalog row served, substituted, crops in stored-frame coordinates).
         """
         tries = min(MAX_SUBSTITUTE_TRIES, len(plan.sample_ids))
         for attempt in range(tries):
             row = int(plan.sample_ids[(slot + attempt) % len(plan.sample_ids)])
+            height, width = int(self.catalog.heights[row]), int(self.catalog.widths[row])
+            crops = self._crops(plan, slot, height, width) if height > 0 and width > 0 else None
             try:
-                return self.reader.read(row), row, attempt > 0
+                sample = self.reader.read(row, rows=self._rows_needed(crops, height))
+                if crops is None:
+                    crops = self._crops(plan, slot, sample.height, sample.width)
+                elif sample.width != width or sample.first_row + sample.height > height:
+                    raise SampleFormatError(f"sample {self.catalog.keys[row]} is {sample.width} wide and holds rows "
+                                            f"up to {sample.first_row + sample.height}; the index says "
+                                            f"{height}x{width}")
+                return sample, row, attempt > 0, crops
             except READ_ERRORS as error:
                 shard = self.catalog.shards[int(self.catalog.shard_index[row])].name
                 if self.options.on_damage == "raise":
@@ -166,9 +180,16 @@ class TripletDataset(IterableDataset):
         raise DamagedShardError(f"{tries} planned samples in a row are damaged (from slot {slot} of rank "
                                 f"{self.rank}, epoch {plan.epoch}); the build looks broken: check its shards")
 
-    def _crops(self, plan: RankPlan, slot: int, sample: Sample) -> list[CropParams]:
+    def _rows_needed(self, crops: list[CropParams] | None, height: int) -> tuple[int, int] | None:
+        """The luma rows the crops (with their conversion margin) need, or None for whole frames."""
+        if crops is None or self.options.global_size is not None:
+            return None
+        start = min(crop.top for crop in crops) - LUMA_MARGIN
+        stop = max(crop.top + crop.height for crop in crops) + LUMA_MARGIN
+        return None if start <= 0 and stop >= height else (max(0, start), min(height, stop))
+
+    def _crops(self, plan: RankPlan, slot: int, height: int, width: int) -> list[CropParams]:
         o = self.options
-        height, width = sample.height, sample.width
         if not o.augments:
             return [draw_crop(None, height, width, o.crop_size, flips=False, rot90=False)]
         crops = []
@@ -178,8 +199,9 @@ class TripletDataset(IterableDataset):
         return crops
 
     def _side_outputs(self, planes: tuple[np.ndarray, ...], params: ColorParams, crop: CropParams,
-                      context: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        y, cb, cr = (_planes_tensor(p) for p in crop_planes_with_margin(*planes, crop))
+                      context: torch.Tensor | None, first_row: int = 0) -> dict[str, torch.Tensor]:
+        held = replace(crop, top=crop.top - first_row)  # the planes hold rows from first_row (a partial read)
+        y, cb, cr = (_planes_tensor(p) for p in crop_planes_with_margin(*planes, held))
         if self.options.output == "planes":
             out = {"y": y, "cb": cb, "cr": cr}
         else:
@@ -195,15 +217,15 @@ class TripletDataset(IterableDataset):
         rows: list[dict[str, Any]] = []
         slots = plan.batch_slice(batch_index)
         for slot in range(slots.start, slots.stop):
-            sample, row, substituted = self._read(plan, slot)
+            sample, row, substituted, crops = self._read(plan, slot)
             params = {side: color_params(sample.metadata.get(side), side) for side in ("sdr", "hdr")}
             contexts = {side: None for side in ("sdr", "hdr")}
             if o.global_size is not None:
                 contexts = {side: global_frame(*(_planes_tensor(p) for p in getattr(sample, side)), params[side],
                                                o.global_size) for side in ("sdr", "hdr")}
-            for crop in self._crops(plan, slot, sample):
-                outputs = {side: self._side_outputs(getattr(sample, side), params[side], crop, contexts[side])
-                           for side in ("sdr", "hdr")}
+            for crop in crops:
+                outputs = {side: self._side_outputs(getattr(sample, side), params[side], crop, contexts[side],
+                                                    sample.first_row) for side in ("sdr", "hdr")}
                 rows.append({"sample": sample, "row": row, "crop": crop, "params": params, "outputs": outputs,
                              "valid": bool(plan.valid[slot]) and not (substituted and o.mode == "eval"),
                              "substituted": substituted})

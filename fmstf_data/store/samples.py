@@ -1,36 +1,39 @@
-"""The sample codec (design contract 2): triplet planes <-> the bytes stored in a WebDataset shard.
+"""The sample codec (design contract 2): window planes <-> the bytes stored in a WebDataset shard.
 
-A sample is one (t-1, t, t+1) triplet of one pair. Its members in a tar are:
+A sample is one window of N consecutive frames of one pair (N = 3, the (t-1, t, t+1) triplets of the paper, by
+default; any odd N >= 3 with the build option ``window_frames``). Its members in a tar are:
 
 ======================  ===========================================================================
 member suffix            content
 ======================  ===========================================================================
-``json``                 metadata (UTF-8 JSON, sorted keys): key, pair, split, frames, tags, scores
-``hdr_y.npy.zst``        uint16 [3, H, W]: the decoder's 10-bit luma planes of the three HDR frames
-``hdr_cb.npy.zst``       uint16 [3, ceil(H/2), ceil(W/2)]
-``hdr_cr.npy.zst``       uint16 [3, ceil(H/2), ceil(W/2)]
-``sdr_y.npy.zst``        uint8 [3, H, W]: the SDR luma on the HDR geometry
-``sdr_cb.npy.zst``       uint8 [3, ceil(H/2), ceil(W/2)]
-``sdr_cr.npy.zst``       uint8 [3, ceil(H/2), ceil(W/2)]
+``json``                 metadata (UTF-8 JSON, sorted keys): key, pair, split, frames, tags, scores, bands
+``hdr_y.npy.zst``        uint16 [N, H, W]: the decoder's 10-bit luma planes of the N HDR frames
+``hdr_cb.npy.zst``       uint16 [N, ceil(H/2), ceil(W/2)]
+``hdr_cr.npy.zst``       uint16 [N, ceil(H/2), ceil(W/2)]
+``sdr_y.npy.zst``        uint8 [N, H, W]: the SDR luma on the HDR geometry
+``sdr_cb.npy.zst``       uint8 [N, ceil(H/2), ceil(W/2)]
+``sdr_cr.npy.zst``       uint8 [N, ceil(H/2), ceil(W/2)]
 ======================  ===========================================================================
 
-Each ``.npy.zst`` is a standard NumPy ``.npy`` file in one standard zstd frame (written through ``pyarrow``), so
+Each ``.npy.zst`` is a standard NumPy ``.npy`` file in a standard zstd stream (written through ``pyarrow``), so
 ``tar xf`` + ``zstd -d`` + ``numpy.load(..., allow_pickle=False)`` reads it without this package. Nothing is
 pickled, in writing or reading. Keys follow contract 1: ``{pair_id}_{centre_frame:06d}``, no dots.
 
-Integrity (format version 2): a damaged byte inside a zstd payload can decompress without any error into wrong
-codes. The JSON therefore carries ``plane_crc32``: per array member, the CRC-32 (``zlib.crc32``) of its decoded
-plane data (C order, little-endian), and :func:`decode_sample` compares it and checks that 10-bit planes hold codes
-of at most 1023. A mismatch is a :class:`~fmstf_data.errors.SampleFormatError` naming the member. The checksums
-cover decoded values, not compressed bytes, so they do not depend on the zstd library's version. Version 1 samples
-(no checksums) are still read.
+Format versions (readers refuse versions they do not know; this one reads all three):
+
+- **3** (written): each plane stack is banded (:mod:`fmstf_data.store.bands`): one zstd frame per row band per
+  frame, so a crop decompresses only the bands it touches. The JSON's ``bands`` maps each array member to its band
+  table: the compressed size and the CRC-32 of the decoded bytes of every zstd frame. Any byte damaged inside a
+  payload is caught by the CRC of its band even when zstd decodes it without error. N may exceed 3.
+- **2**: one zstd frame per member; ``plane_crc32`` holds the CRC-32 of each member's decoded planes.
+- **1**: one zstd frame per member, no checksums.
+
+Every version's 10-bit planes are also range-checked (codes at most 1023).
 """
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
 import re
 import zlib
@@ -40,14 +43,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from fmstf_data.errors import SampleFormatError
+from fmstf_data.store.arrays import DEFAULT_ZSTD_LEVEL, decode_array, encode_array
+from fmstf_data.store.bands import DEFAULT_BAND_ROWS, BandTable, ReadMember, decode_banded, decode_rows, encode_banded
 
 #: version of the stored layout; readers refuse versions they do not know
-SAMPLE_FORMAT_VERSION = 2
-#: the versions this reader understands (1: no plane checksums)
-READABLE_FORMAT_VERSIONS = (1, 2)
+SAMPLE_FORMAT_VERSION = 3
+#: the versions this reader understands (1: no checksums; 2: whole-member checksums; 3: banded, band checksums)
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 #: the largest code of a 10-bit plane
 MAX_10BIT_CODE = 1023
 PAIR_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -55,8 +59,10 @@ KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*_[0-9]{6,}$")
 PLANE_NAMES = ("y", "cb", "cr")
 SIDES = ("hdr", "sdr")
 SIDE_DTYPES = {"hdr": np.dtype(np.uint16), "sdr": np.dtype(np.uint8)}
-FRAMES_PER_SAMPLE = 3
-DEFAULT_ZSTD_LEVEL = 3
+#: frames per sample by default: the (t-1, t, t+1) triplet
+DEFAULT_WINDOW_FRAMES = 3
+
+__all__ = ["DEFAULT_ZSTD_LEVEL", "decode_array", "encode_array"]  # re-exported for readers of formats 1 and 2
 
 
 def member_suffix(side: str, plane: str) -> str:
@@ -77,120 +83,48 @@ def sample_key(pair_id: str, centre_frame: int) -> str:
     return f"{pair_id}_{centre_frame:06d}"
 
 
-def encode_array(array: np.ndarray, zstd_level: int = DEFAULT_ZSTD_LEVEL) -> bytes:
-    """A ``.npy`` file of ``array`` (little-endian), compressed as one standard zstd frame."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return pa.Codec("zstd", compression_level=zstd_level).compress(buffer.getbuffer(), asbytes=True)
-
-
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-#: bytes of a .npy preamble read to find its header (magic, version, length, header: 128 bytes for our arrays)
-NPY_PREAMBLE_BYTES = 4096
-#: the header ``numpy.save`` writes for a plain array: "{'descr': '<u2', 'fortran_order': False, 'shape': (3, 4), }"
-NPY_HEADER = re.compile(
-    rb"^\{'descr': '(?P<descr>[<>|=]?[a-z][0-9]{1,2})', 'fortran_order': (?P<fortran>True|False), "
-    rb"'shape': \((?P<shape>(?:[0-9]+, ?)*[0-9]*)\), \} *\n$")
-
-
-def zstd_content_size(data: bytes | memoryview) -> int | None:
-    """The decompressed size a zstd frame declares in its header (RFC 8878 §3.1.1.1), None when absent."""
-    view = memoryview(data)
-    if len(view) < 6 or bytes(view[:4]) != ZSTD_MAGIC:
-        raise SampleFormatError("stored array is not a zstd frame (bad magic number)")
-    descriptor = view[4]
-    size_flag, single_segment, dictionary_flag = descriptor >> 6, (descriptor >> 5) & 1, descriptor & 3
-    position = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dictionary_flag]
-    field_bytes = (1 if single_segment else 0, 2, 4, 8)[size_flag]
-    if field_bytes == 0:
-        return None
-    if len(view) < position + field_bytes:
-        raise SampleFormatError("stored array's zstd frame header is cut short")
-    value = int.from_bytes(view[position:position + field_bytes], "little")
-    return value + 256 if field_bytes == 2 else value
-
-
-def parse_npy_header(preamble: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-    """(shape, fortran_order, dtype, data offset) of a ``.npy`` file of a plain numeric dtype.
-
-    Parsed with a strict pattern of what ``numpy.save`` writes, not with ``ast.literal_eval`` (as ``numpy.load``
-    does): the bytes may be garbage when a shard is corrupt, and CPython 3.11's AST builder can be left in a broken
-    state by odd input (cpython#106905), failing every later parse in the process. Object dtypes are refused, so
-    nothing is ever unpickled.
-    """
-    if preamble[:6] != b"\x93NUMPY" or len(preamble) < 10:
-        raise SampleFormatError("stored array is not a .npy file (bad magic string)")
-    major = preamble[6]
-    length_bytes = 2 if major == 1 else 4
-    if major not in (1, 2, 3) or len(preamble) < 8 + length_bytes:
-        raise SampleFormatError(f"unknown .npy format version {major}")
-    header_length = int.from_bytes(preamble[8:8 + length_bytes], "little")
-    offset = 8 + length_bytes + header_length
-    match = NPY_HEADER.match(preamble[8 + length_bytes:offset])
-    if match is None:
-        raise SampleFormatError("stored array's .npy header is not a plain numeric array header")
-    try:
-        dtype = np.dtype(match["descr"].decode("ascii"))
-    except TypeError as error:
-        raise SampleFormatError(f"stored array has an unknown dtype {match['descr']!r}") from error
-    if dtype.hasobject or dtype.kind not in "biuf":
-        raise SampleFormatError(f"stored array has dtype {dtype}; the sample format stores numbers only")
-    shape = tuple(int(v) for v in match["shape"].replace(b" ", b"").split(b",") if v)
-    return shape, match["fortran"] == b"True", dtype, offset
-
-
-def decode_array(data: bytes | memoryview) -> np.ndarray:
-    """Inverse of :func:`encode_array`: a read-only view of the decompressed buffer; never unpickles.
-
-    The zstd frame header's content size sizes one decompression call (a frame without it is streamed); the
-    ``.npy`` header is matched strictly (:func:`parse_npy_header`) and gives dtype and shape for ``numpy.frombuffer``.
-
-    Raises:
-        SampleFormatError: not a zstd frame, corrupt compressed data, or not a plain numeric ``.npy``.
-    """
-    try:
-        size = zstd_content_size(data)
-        if size is None:
-            raw = pa.py_buffer(pa.CompressedInputStream(pa.BufferReader(bytes(data)), "zstd").read())
-        else:
-            raw = pa.Codec("zstd").decompress(data, decompressed_size=size)
-    except (OSError, ValueError, pa.ArrowException) as error:
-        raise SampleFormatError(f"stored array does not decode as zstd-compressed .npy: {error}") from error
-    shape, fortran_order, dtype, offset = parse_npy_header(raw.slice(0, min(raw.size, NPY_PREAMBLE_BYTES)).to_pybytes())
-    count = math.prod(shape)
-    if offset + count * dtype.itemsize != raw.size:
-        raise SampleFormatError(f".npy header says {shape} {dtype} but holds {raw.size - offset} data bytes")
-    array = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
-    return array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
+def check_window_frames(window_frames: int) -> int:
+    """``window_frames`` if it is an odd integer >= 3 (a window has a centre frame), else SampleFormatError."""
+    if type(window_frames) is not int or window_frames < 3 or window_frames % 2 == 0:
+        raise SampleFormatError(f"window_frames must be an odd integer >= 3, got {window_frames!r}")
+    return window_frames
 
 
 @dataclass
 class Sample:
-    """One stored triplet.
+    """One stored window of N frames (N odd, >= 3; a triplet by default).
 
     Attributes:
         key: ``{pair_id}_{centre_frame:06d}``.
-        hdr: (y, cb, cr) uint16 code planes, y [3, H, W], chroma [3, ceil(H/2), ceil(W/2)] (10-bit, as decoded).
+        hdr: (y, cb, cr) uint16 code planes, y [N, H, W], chroma [N, ceil(H/2), ceil(W/2)] (10-bit, as decoded).
         sdr: (y, cb, cr) uint8 code planes of the same shapes (8-bit, on the HDR geometry).
-        metadata: JSON-ready mapping; ``key`` and ``format_version`` are filled in by :func:`encode_sample`.
+        metadata: JSON-ready mapping; ``key``, ``format_version`` and ``bands`` are filled in by
+            :func:`encode_sample`.
+        first_row: the planes hold luma rows ``[first_row, first_row + H)`` of the frame (chroma from
+            ``first_row / 2``): 0 for whole frames; a row band's first row when only some rows were decoded
+            (:func:`decode_sample` with ``rows``).
     """
 
     key: str
     hdr: tuple[np.ndarray, np.ndarray, np.ndarray]
     sdr: tuple[np.ndarray, np.ndarray, np.ndarray]
     metadata: dict[str, Any] = field(default_factory=dict)
+    first_row: int = 0
 
     def __post_init__(self) -> None:
         if not KEY_PATTERN.match(self.key):
             raise SampleFormatError(f"sample key {self.key!r} is not {{pair_id}}_{{centre_frame:06d}}")
+        if self.first_row < 0 or self.first_row % 2:
+            raise SampleFormatError(f"{self.key}: first_row must be even and >= 0, got {self.first_row}")
         for side in SIDES:
             planes = getattr(self, side)
             if len(planes) != 3:
                 raise SampleFormatError(f"{self.key}: {side} needs 3 planes (y, cb, cr), got {len(planes)}")
             y = planes[0]
-            if y.ndim != 3 or y.shape[0] != FRAMES_PER_SAMPLE:
-                raise SampleFormatError(f"{self.key}: {side} luma must be [3, H, W], got {list(y.shape)}")
-            chroma_shape = (FRAMES_PER_SAMPLE, (y.shape[1] + 1) // 2, (y.shape[2] + 1) // 2)
+            if y.ndim != 3 or y.shape[0] < 3 or y.shape[0] % 2 == 0:
+                raise SampleFormatError(f"{self.key}: {side} luma must be [N, H, W] with N odd and >= 3, got "
+                                        f"{list(y.shape)}")
+            chroma_shape = (y.shape[0], (y.shape[1] + 1) // 2, (y.shape[2] + 1) // 2)
             for name, plane in zip(PLANE_NAMES, planes):
                 if plane.dtype != SIDE_DTYPES[side]:
                     raise SampleFormatError(f"{self.key}: {side}_{name} must be {SIDE_DTYPES[side]}, got {plane.dtype}")
@@ -202,7 +136,13 @@ class Sample:
                 f"{self.key}: SDR luma {list(self.sdr[0].shape)} is not on the HDR geometry {list(self.hdr[0].shape)}")
 
     @property
+    def window_frames(self) -> int:
+        """N, the frames of the window."""
+        return int(self.hdr[0].shape[0])
+
+    @property
     def height(self) -> int:
+        """Rows held (the frame height unless only some rows were decoded: see ``first_row``)."""
         return int(self.hdr[0].shape[1])
 
     @property
@@ -227,24 +167,32 @@ def _encode_threads(threads: int | None) -> ThreadPoolExecutor:
     return _ENCODE_POOLS[count]
 
 
-def encode_sample(sample: Sample, zstd_level: int = DEFAULT_ZSTD_LEVEL, *, threads: int | None = None
-                  ) -> dict[str, bytes]:
-    """Member suffix -> bytes for one sample (see the module docstring for the layout).
+def encode_sample(sample: Sample, zstd_level: int = DEFAULT_ZSTD_LEVEL, *, threads: int | None = None,
+                  band_rows: int = DEFAULT_BAND_ROWS) -> dict[str, bytes]:
+    """Member suffix -> bytes for one sample (format 3: see the module docstring for the layout).
 
     The six arrays are compressed in parallel, on ``threads`` threads (None: one per array, at most one per CPU);
-    each is compressed on its own, so the bytes do not depend on the number of threads.
+    each is compressed on its own, so the bytes do not depend on the number of threads. Luma bands hold
+    ``band_rows`` rows (even), chroma bands half as many.
     """
+    if band_rows < 2 or band_rows % 2:
+        raise SampleFormatError(f"band_rows must be an even number >= 2, got {band_rows}")
+    if sample.first_row != 0:
+        raise SampleFormatError(f"{sample.key}: only whole frames are stored (first_row is {sample.first_row})")
     metadata = dict(sample.metadata)
     metadata["key"] = sample.key
     metadata["format_version"] = SAMPLE_FORMAT_VERSION
+    metadata["window_frames"] = sample.window_frames
     planes = [plane for side in SIDES for plane in getattr(sample, side)]
-    compressed = list(_encode_threads(threads).map(lambda plane: encode_array(plane, zstd_level), planes))
-    metadata["plane_crc32"] = {suffix: plane_crc32(plane) for suffix, plane in zip(ARRAY_SUFFIXES, planes)}
-    return {"json": encode_metadata(metadata), **dict(zip(ARRAY_SUFFIXES, compressed))}
+    rows = [band_rows if name == "y" else band_rows // 2 for _ in SIDES for name in PLANE_NAMES]
+    encoded = list(_encode_threads(threads).map(lambda job: encode_banded(job[0], job[1], zstd_level),
+                                                zip(planes, rows)))
+    metadata["bands"] = {suffix: table.to_dict() for suffix, (_, table) in zip(ARRAY_SUFFIXES, encoded)}
+    return {"json": encode_metadata(metadata), **{suffix: data for suffix, (data, _) in zip(ARRAY_SUFFIXES, encoded)}}
 
 
 def plane_crc32(plane: np.ndarray) -> int:
-    """CRC-32 of a plane's data as stored: C order, little-endian."""
+    """CRC-32 of a plane's data as stored: C order, little-endian (format 2's ``plane_crc32``)."""
     stored = np.ascontiguousarray(plane, dtype=plane.dtype.newbyteorder("<"))
     return zlib.crc32(memoryview(stored).cast("B"))
 
@@ -254,6 +202,8 @@ def decode_metadata(data: bytes) -> dict[str, Any]:
         metadata = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SampleFormatError(f"sample metadata is not UTF-8 JSON: {error}") from error
+    if not isinstance(metadata, dict):
+        raise SampleFormatError("sample metadata is not a JSON object")
     version = metadata.get("format_version")
     if type(version) is not int or version not in READABLE_FORMAT_VERSIONS:
         raise SampleFormatError(
@@ -262,15 +212,44 @@ def decode_metadata(data: bytes) -> dict[str, Any]:
     return metadata
 
 
-def decode_sample(members: Mapping[str, bytes | memoryview], key: str | None = None) -> Sample:
-    """Inverse of :func:`encode_sample`; ``members`` maps suffixes to bytes (extra members are ignored)."""
+def band_tables(metadata: Mapping[str, Any], key: str) -> dict[str, BandTable]:
+    """The band table of each array member of a format-3 sample's metadata."""
+    tables = metadata.get("bands")
+    if not isinstance(tables, Mapping):
+        raise SampleFormatError(f"sample {key}: format 3 metadata lacks its band tables")
+    return {suffix: BandTable.from_dict(tables.get(suffix), f"sample {key}: {suffix}") for suffix in ARRAY_SUFFIXES}
+
+
+def _bytes_reader(data: bytes | memoryview) -> ReadMember:
+    view = memoryview(data)
+    return lambda offset, length: view[offset:offset + length]
+
+
+def _check_range(array: np.ndarray, where: str) -> None:
+    if array.dtype.itemsize == 2 and array.size and int(array.max()) > MAX_10BIT_CODE:
+        raise SampleFormatError(f"{where} holds codes above {MAX_10BIT_CODE} (damaged, or not a 10-bit plane)")
+
+
+def decode_sample(members: Mapping[str, bytes | memoryview], key: str | None = None, *,
+                  rows: tuple[int, int] | None = None) -> Sample:
+    """Inverse of :func:`encode_sample`; ``members`` maps suffixes to bytes (extra members are ignored).
+
+    With ``rows`` = (start, stop) luma rows, a format-3 sample decodes only the row bands those rows touch, and the
+    result's ``first_row`` says where its planes start (older formats decode whole frames). Every band or member
+    decoded is checked against its checksum and 10-bit planes are range-checked.
+    """
     missing = [suffix for suffix in MEMBER_SUFFIXES if suffix not in members]
     if missing:
         raise SampleFormatError(f"sample {key or '?'} lacks members {missing}")
     metadata = decode_metadata(bytes(members["json"]))
+    if metadata["format_version"] >= 3:
+        readers = {suffix: _bytes_reader(members[suffix]) for suffix in ARRAY_SUFFIXES}
+        whole = {suffix: members[suffix] for suffix in ARRAY_SUFFIXES} if rows is None else None
+        return decode_banded_sample(metadata, readers, key, rows=rows, whole=whole)
+    where = f"sample {key or metadata.get('key', '?')}"
     checksums = metadata.get("plane_crc32")
     if metadata["format_version"] >= 2 and not isinstance(checksums, dict):
-        raise SampleFormatError(f"sample {key or metadata.get('key', '?')}: metadata lacks its plane checksums")
+        raise SampleFormatError(f"{where}: metadata lacks its plane checksums")
     planes = {}
     for side in SIDES:
         arrays = []
@@ -278,14 +257,50 @@ def decode_sample(members: Mapping[str, bytes | memoryview], key: str | None = N
             suffix = member_suffix(side, name)
             array = decode_array(members[suffix])
             if checksums is not None and plane_crc32(array) != checksums.get(suffix):
-                raise SampleFormatError(f"sample {key or metadata.get('key', '?')}: {suffix} is damaged (its "
-                                        f"decoded planes do not match the checksum in the sample's JSON)")
-            if array.dtype.itemsize == 2 and array.size and int(array.max()) > MAX_10BIT_CODE:
-                raise SampleFormatError(f"sample {key or metadata.get('key', '?')}: {suffix} holds codes above "
-                                        f"{MAX_10BIT_CODE} (damaged, or not a 10-bit plane)")
+                raise SampleFormatError(f"{where}: {suffix} is damaged (its decoded planes do not match the "
+                                        "checksum in the sample's JSON)")
+            _check_range(array, f"{where}: {suffix}")
             arrays.append(array)
         planes[side] = tuple(arrays)
+    return _sample(metadata, planes, key, 0)
+
+
+def _sample(metadata: dict[str, Any], planes: dict[str, tuple], key: str | None, first_row: int) -> Sample:
     try:
-        return Sample(key=metadata["key"], hdr=planes["hdr"], sdr=planes["sdr"], metadata=metadata)
+        return Sample(key=metadata["key"], hdr=planes["hdr"], sdr=planes["sdr"], metadata=metadata,
+                      first_row=first_row)
     except KeyError as error:
         raise SampleFormatError(f"sample {key or '?'}: metadata lacks {error}") from error
+
+
+def decode_banded_sample(metadata: dict[str, Any], readers: Mapping[str, ReadMember], key: str | None, *,
+                         rows: tuple[int, int] | None = None,
+                         whole: Mapping[str, bytes | memoryview] | None = None) -> Sample:
+    """A format-3 sample from its decoded metadata and a reader per array member (see :func:`decode_sample`).
+
+    ``readers`` read bytes of a member by (offset, length): slices of bytes in memory, or ranged reads of a
+    shard, so a crop reads only its bands. ``whole`` (every member's bytes) decodes each member in one call.
+    """
+    where = f"sample {key or metadata.get('key', '?')}"
+    tables = band_tables(metadata, key or str(metadata.get("key", "?")))
+    planes: dict[str, tuple] = {}
+    first_rows = set()
+    for side in SIDES:
+        arrays = []
+        for name in PLANE_NAMES:
+            suffix = member_suffix(side, name)
+            if whole is not None:
+                array, first = decode_banded(whole[suffix], tables[suffix], f"{where}: {suffix}"), 0
+            else:
+                start, stop = (0, 1 << 62) if rows is None else rows
+                if name != "y":
+                    start, stop = start // 2, -(-stop // 2)
+                array, first = decode_rows(readers[suffix], tables[suffix], start, stop, f"{where}: {suffix}")
+                first = first if name == "y" else 2 * first
+            _check_range(array, f"{where}: {suffix}")
+            first_rows.add(first)
+            arrays.append(array)
+        planes[side] = tuple(arrays)
+    if len(first_rows) != 1:
+        raise SampleFormatError(f"{where}: its members' bands do not cover the same rows ({sorted(first_rows)})")
+    return _sample(metadata, planes, key, first_rows.pop())

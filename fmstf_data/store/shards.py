@@ -15,7 +15,8 @@ import io
 import logging
 import posixpath
 import tarfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fmstf_data.errors import FmstfError
@@ -70,9 +71,55 @@ class _HashingStream:
         return self.stream.write(data)
 
 
+@dataclass(frozen=True)
+class StoredSample:
+    """Where :meth:`ShardWriter.write` put one sample.
+
+    Attributes:
+        shard: the shard's final name.
+        offset_bytes: byte of the sample's first member header in the shard.
+        size_bytes: bytes from there to the end of its last member's padded data.
+        data_offsets: suffix -> byte of that member's data in the shard.
+        data_sizes: suffix -> bytes of that member's data.
+        json_crc32: CRC-32 of the ``json`` member's bytes (None without one).
+    """
+
+    shard: str
+    offset_bytes: int
+    size_bytes: int
+    data_offsets: dict[str, int]
+    data_sizes: dict[str, int]
+    json_crc32: int | None = None
+
+    def index_columns(self) -> dict[str, int | None]:
+        """The columns of ``index/samples.parquet`` that let a loader read the sample without its tar headers:
+        ``offset_bytes``, ``size_bytes``, ``json_bytes``, ``json_crc32``."""
+        return {"offset_bytes": self.offset_bytes, "size_bytes": self.size_bytes,
+                "json_bytes": self.data_sizes.get("json"), "json_crc32": self.json_crc32}
+
+
 def member_bytes(size: int) -> int:
     """Bytes a member of ``size`` bytes takes in a tar: one header block plus data padded to 512."""
     return TAR_BLOCK_BYTES + -(-size // TAR_BLOCK_BYTES) * TAR_BLOCK_BYTES
+
+
+def header_bytes(name: str) -> int:
+    """Bytes of the header blocks :class:`ShardWriter` writes before a member's data (one block; a GNU long-name
+    record first for names over 100 bytes)."""
+    return len(tar_member(name, 0).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"))
+
+
+def member_data_offsets(key: str, sizes: Sequence[tuple[str, int]], offset_bytes: int) -> dict[str, int]:
+    """suffix -> data offset of the members of ``key`` (suffix, size), written in that order from
+    ``offset_bytes``: the layout :meth:`ShardWriter.write` produces, so a reader can find members without the tar
+    headers."""
+    offsets = {}
+    position = offset_bytes
+    for suffix, size in sizes:
+        position += header_bytes(f"{key}.{suffix}")
+        offsets[suffix] = position
+        position += -(-size // TAR_BLOCK_BYTES) * TAR_BLOCK_BYTES
+    return offsets
 
 
 def tar_member(name: str, size: int) -> tarfile.TarInfo:
@@ -150,8 +197,8 @@ class ShardWriter:
         self._tar = None
         self._stream = None
 
-    def write(self, key: str, members: Mapping[str, bytes]) -> str:
-        """Append one sample (suffix -> bytes, written in the mapping's order); returns its shard's final name."""
+    def write(self, key: str, members: Mapping[str, bytes]) -> StoredSample:
+        """Append one sample (suffix -> bytes, written in the mapping's order); returns where it lies."""
         if self._closed:
             raise ShardError("write() after close()")
         sample_bytes = sum(member_bytes(len(data)) for data in members.values())
@@ -159,11 +206,19 @@ class ShardWriter:
             self._finish_current()
         if self._tar is None:
             self._open_next()
+        start = self._tar.offset
+        offsets = {}
         for suffix, data in members.items():
             self._tar.addfile(tar_member(f"{key}.{suffix}", len(data)), io.BytesIO(data))
+            offsets[suffix] = self._tar.offset - -(-len(data) // TAR_BLOCK_BYTES) * TAR_BLOCK_BYTES
+        sizes = {suffix: len(data) for suffix, data in members.items()}
+        if offsets != member_data_offsets(key, list(sizes.items()), start):
+            raise ShardError(f"{key}: tarfile laid the members out differently from member_data_offsets()")
         self._keys.append(key)
         self._bytes += sample_bytes
-        return self._shard_name(len(self._finished))
+        return StoredSample(shard=self._shard_name(len(self._finished)), offset_bytes=start,
+                            size_bytes=self._tar.offset - start, data_offsets=offsets, data_sizes=sizes,
+                            json_crc32=zlib.crc32(members["json"]) if "json" in members else None)
 
     def close(self) -> list[ShardInfo]:
         """Finish the current shard; returns every shard written (still staged until :meth:`publish`)."""
