@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from fmstf_data.color import planes_to_rgb
 from fmstf_data.loader import LoaderOptions, SampleCatalog, TripletDataset, TripletLoader, load_catalog
-from fmstf_data.store.samples import Sample, encode_sample, sample_key
+from fmstf_data.store.samples import SAMPLE_FORMAT_VERSION, Sample, encode_sample, sample_key
 from fmstf_data.store.shards import ShardWriter
 from fmstf_data.store.storage import open_storage
 
@@ -99,7 +99,7 @@ def make_data(workdir: Path, name: str, height: int, width: int, count: int, png
               samples_per_shard: int) -> Path:
     """A build directory (shards + index) of ``count`` triplets and a PNG folder of the first ``png_count``;
     reused when complete."""
-    root = workdir / f"{name}-{count}-{png_count}"
+    root = workdir / f"{name}-v{SAMPLE_FORMAT_VERSION}-{count}-{png_count}"
     marker = root / "complete"
     if marker.exists():
         return root
@@ -192,7 +192,8 @@ def repeated(catalog: SampleCatalog, times: int) -> SampleCatalog:
         catalog, keys=catalog.keys * times, pair_ids=catalog.pair_ids * times,
         centre_frames=np.tile(catalog.centre_frames, times), heights=np.tile(catalog.heights, times),
         widths=np.tile(catalog.widths, times), shard_index=np.tile(catalog.shard_index, times),
-        spans=np.tile(catalog.spans, (times, 1)))
+        spans=np.tile(catalog.spans, (times, 1)), json_bytes=np.tile(catalog.json_bytes, times),
+        json_crc32=np.tile(catalog.json_crc32, times))
 
 
 def ceiling(root: Path, workers: int, seconds: float, repeats: int) -> float:
@@ -218,7 +219,8 @@ def png(root: Path, workers: int, seconds: float, repeats: int) -> float:
 CONFIGS = (("rgb", 1), ("rgb", 4), ("rgb", 8), ("planes", 1), ("planes", 8))
 
 
-def measure(root: Path, workers: int, rounds: int, seconds: float, repeats: int) -> dict:
+def measure(root: Path, workers: int, rounds: int, seconds: float, repeats: int,
+            configs: tuple[tuple[str, int], ...] = CONFIGS) -> dict:
     """Median rates over ``rounds`` rounds, each measuring every configuration once, and the medians of the
     per-round ratios (so slow drifts of a shared machine's load hit both sides of a ratio alike)."""
     catalog = repeated(load_catalog(root, "train"), repeats)
@@ -227,10 +229,10 @@ def measure(root: Path, workers: int, rounds: int, seconds: float, repeats: int)
     for _ in range(rounds):
         samples.setdefault("ceiling", []).append(ceiling(root, workers, seconds, repeats))
         samples.setdefault("png", []).append(png(root, workers, seconds, png_repeats))
-        for output, crops in CONFIGS:
+        for output, crops in configs:
             samples.setdefault(f"{output}_c{crops}", []).append(ours(catalog, workers, output, crops, seconds))
     row = {name: float(np.median(values)) for name, values in samples.items()}
-    for output, crops in CONFIGS:
+    for output, crops in configs:
         name = f"{output}_c{crops}"
         row[f"{name}_vs_ceiling"] = float(np.median(np.array(samples[name]) / np.array(samples["ceiling"])))
         row[f"{name}_vs_png"] = float(np.median(np.array(samples[name]) / np.array(samples["png"])))
@@ -249,6 +251,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40, help="passes over the data in one epoch")
     parser.add_argument("--workers", default="0,1,2")
     parser.add_argument("--resolutions", default="1080p,2160p")
+    parser.add_argument("--configs", default=",".join(f"{o}:{c}" for o, c in CONFIGS),
+                        help="loader configurations, output:crops_per_sample, comma-separated")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -258,6 +262,7 @@ def main() -> None:
     results = {"crop": CROP, "batch_size": BATCH, "cpu_count": os.cpu_count(), "seconds": args.seconds,
                "rounds": args.rounds, "load_average_before": os.getloadavg(), "rows": []}
     counts = {"1080p": args.count_1080, "2160p": args.count_2160}
+    configs = tuple((part.split(":")[0], int(part.split(":")[1])) for part in args.configs.split(","))
     for name in args.resolutions.split(","):
         height, width = RESOLUTIONS[name]
         started = time.perf_counter()
@@ -271,10 +276,10 @@ def main() -> None:
               f"MB each (data ready in {time.perf_counter() - started:.0f} s)", flush=True)
         for workers in (int(w) for w in args.workers.split(",")):
             row = {"resolution": name, "workers": workers, **measure(root, workers, args.rounds, args.seconds,
-                                                                     args.repeats)}
+                                                                     args.repeats, configs)}
             results["rows"].append(row)
             parts = [f"  {name}, {workers} worker(s): ceiling {row['ceiling']:.1f}/s, PNG folder {row['png']:.2f}/s"]
-            for output, crops in CONFIGS:
+            for output, crops in configs:
                 key = f"{output}_c{crops}"
                 parts.append(f"{output} x{crops} {row[key]:.1f}/s = {row[key + '_vs_ceiling']:.0%} of ceiling, "
                              f"{row[key + '_vs_png']:.0f}x PNG")

@@ -418,14 +418,14 @@ def test_a_source_replaced_in_place_is_rebuilt_on_resume(tmp_path, ray_session):
 #: JSON members (less the new ``bands``/``window_frames`` and the old ``plane_crc32``) were checked equal to
 #: format 2's build of the same commit, and the index rows equal except for the byte sizes and offsets.
 DEMO_CONTENT_DIGESTS = {
-    "shards/test/harbor-000000.tar": "6a394f6f1c8c480354445f1cc1782a58b9a8ec93b20c99f688c2bb68157e72cb",
-    "shards/train/city-000000.tar": "752e873b506169cd94d6c8d761b475646be7051d5dff9f5cff0c5cfb698b5aef",
-    "shards/train/forest-000000.tar": "427b638ccce7c64733c130bd493efcaadece4227f66cc96fa07b11a986aaf466",
-    "index/samples.parquet": "dd72e3cd8cbccb662c953e3b4aa768a059e50668f45cd44b9f06a179d7719aec",
-    "index/pairs.parquet": "451b35c57c29caec239752bcfeaa8126caf95c17f2240e26aa403fb9cd47bffb",
+    "shards/test/harbor-000000.tar": "0aea8e71f411a67d76e9855812a2c0bc6865eb9944cf470113701eeeaa1c1001",
+    "shards/train/city-000000.tar": "d5cb90a05a3f89a5186cd13c75fa21e12771955b6c5cbf20302e76250ea9b263",
+    "shards/train/forest-000000.tar": "2f7f853524ad95c6c07821bb9d3411e16403e59f3f38ac3b1ef114e2ef83e6f2",
+    "index/samples.parquet": "19be98eaa04181a5c2601862b24a5bc2629f98e80f260eac07bb0dfdf7106c0b",
+    "index/pairs.parquet": "2fdc45edbe95b3477a546bb7d07c0a8cc46600a2315149f768769c9f421de729",
 }
 #: :func:`sample_digest` of the demo build, whatever its chunking (chunk_seconds 60, 0.5 and 0.2 agree)
-DEMO_SAMPLE_DIGEST = "5340caf03ade1b9742d9fc501101e88144fb43f1ee72af290f5f4020e4b6869d"
+DEMO_SAMPLE_DIGEST = "09b56bcf78da2c000f4c91ee223b42878ce41033378f7d661a726eff0bb0e67b"
 
 
 def _rounded(value: object) -> object:

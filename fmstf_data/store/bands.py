@@ -7,9 +7,11 @@ order and each band ``b`` of ``band_rows`` rows (the last band shorter), one zst
 so ``zstd -d`` turns the member back into the plain ``.npy`` file, byte for byte.
 
 The sample's JSON carries a :class:`BandTable` per member: the rows per band, the compressed size of every zstd
-frame and the CRC-32 (``zlib.crc32``) of every frame's decompressed bytes. A reader that wants rows ``[r0, r1)``
-of every frame (a crop) decompresses frame 0 and, per frame, only the bands those rows touch (one contiguous byte
-range each) and checks their CRCs; a damaged band is an error even when zstd decodes it without one.
+frame and the CRC-32 (``zlib.crc32``) of every frame's stored (compressed) bytes. A reader that wants rows
+``[r0, r1)`` of every frame (a crop) reads frame 0 and, per frame, only the bands those rows touch (one contiguous
+byte range each), checks their CRCs and decompresses them. Every damaged stored byte is an error, also those zstd
+would decode without one; checking the stored bytes costs about half of checking the decoded ones, and
+``verify`` can check them without decompressing.
 
 Luma bands hold ``band_rows`` rows and 4:2:0 chroma bands ``band_rows / 2``, so band ``b`` of every plane covers
 the same picture area (``ceil(ceil(H / 2) / (R / 2)) == ceil(H / R)`` for even R).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,7 @@ from fmstf_data.errors import SampleFormatError
 from fmstf_data.store.arrays import DEFAULT_ZSTD_LEVEL, npy_header_bytes, parse_npy_header, zstd_content_size
 
 #: luma rows per band (chroma: half). Chosen from bench/bench_zstd.py's band table (docs/benchmarks.md).
-DEFAULT_BAND_ROWS = 32
+DEFAULT_BAND_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class BandTable:
         band_rows: rows per band of this plane (luma: the sample's band rows; chroma: half).
         bands: bands per frame, ``ceil(H / band_rows)``.
         sizes: compressed bytes of each zstd frame: [1 + N * bands], the header frame first.
-        crc32: CRC-32 of each zstd frame's decompressed bytes, same order.
+        crc32: CRC-32 of each zstd frame's stored (compressed) bytes, same order.
     """
 
     band_rows: int
@@ -56,8 +58,13 @@ class BandTable:
         if len(self.sizes) != len(self.crc32) or (len(self.sizes) - 1) % self.bands or len(self.sizes) < 2:
             raise SampleFormatError(f"band table lists {len(self.sizes)} frame sizes and {len(self.crc32)} "
                                     f"checksums for {self.bands} bands per frame")
-        if any(type(v) is not int or v < 0 for v in (*self.sizes, *self.crc32)):
+        if not all(type(v) is int for v in self.sizes) or not all(type(v) is int for v in self.crc32) \
+                or min(self.sizes) < 0 or min(self.crc32) < 0:
             raise SampleFormatError("band table sizes and checksums must be non-negative integers")
+        offsets = [0]
+        for size in self.sizes:
+            offsets.append(offsets[-1] + size)
+        object.__setattr__(self, "_offsets", tuple(offsets))
 
     @property
     def frames(self) -> int:
@@ -66,14 +73,11 @@ class BandTable:
 
     @property
     def member_bytes(self) -> int:
-        return sum(self.sizes)
+        return self.offsets()[-1]
 
-    def offsets(self) -> list[int]:
+    def offsets(self) -> tuple[int, ...]:
         """Byte offset of each zstd frame within the member (and the member's size last)."""
-        out = [0]
-        for size in self.sizes:
-            out.append(out[-1] + size)
-        return out
+        return self._offsets  # type: ignore[attr-defined]
 
     def band_range(self, frame: int, first_band: int, stop_band: int) -> tuple[int, int]:
         """``[start, end)`` bytes in the member of bands ``[first_band, stop_band)`` of ``frame``."""
@@ -118,7 +122,7 @@ def encode_banded(array: np.ndarray, band_rows: int, zstd_level: int = DEFAULT_Z
             pieces.append(memoryview(stored[frame, band * band_rows:(band + 1) * band_rows]).cast("B"))
     compressed = [codec.compress(piece, asbytes=True) for piece in pieces]
     table = BandTable(band_rows=band_rows, bands=bands, sizes=tuple(len(c) for c in compressed),
-                      crc32=tuple(zlib.crc32(piece) for piece in pieces))
+                      crc32=tuple(zlib.crc32(c) for c in compressed))
     return b"".join(compressed), table
 
 
@@ -132,12 +136,15 @@ def _decompress(data: bytes | memoryview, size: int, where: str) -> pa.Buffer:
     return out
 
 
-def _check_crcs(buffer: pa.Buffer, piece_sizes: Sequence[int], expected: Sequence[int], where: str) -> None:
-    view = memoryview(buffer)
+def check_stored(data: bytes | memoryview, table: BandTable, first_frame: int, stop_frame: int, where: str) -> None:
+    """Compare the stored bytes of zstd frames ``[first_frame, stop_frame)`` (``data``: exactly those frames) with
+    their CRC-32s in the table."""
+    view = memoryview(data)
     position = 0
-    for size, crc in zip(piece_sizes, expected):
-        if zlib.crc32(view[position:position + size]) != crc:
-            raise SampleFormatError(f"{where} is damaged (a band's decoded bytes do not match the checksum in the "
+    for index in range(first_frame, stop_frame):
+        size = table.sizes[index]
+        if zlib.crc32(view[position:position + size]) != table.crc32[index]:
+            raise SampleFormatError(f"{where} is damaged (its stored bytes do not match the checksum in the "
                                     "sample's JSON)")
         position += size
 
@@ -153,12 +160,11 @@ MAX_HEADER_BYTES = 1 << 16
 def read_header(read: ReadMember, table: BandTable, where: str) -> tuple[tuple[int, int, int], np.dtype, int]:
     """(shape, dtype, header bytes) of a banded member from its header frame, checked against the table."""
     compressed = read(0, table.sizes[0])
+    check_stored(compressed, table, 0, 1, where)
     size = zstd_content_size(compressed)
     if size is None or size > MAX_HEADER_BYTES:
         raise SampleFormatError(f"{where}: its header frame does not state a plausible size ({size})")
     raw = _decompress(compressed, size, where)
-    if zlib.crc32(raw) != table.crc32[0]:
-        raise SampleFormatError(f"{where} is damaged (its .npy header does not match its checksum)")
     shape, fortran_order, dtype, offset = parse_npy_header(raw.to_pybytes())
     if fortran_order or offset != raw.size or len(shape) != 3 or 0 in shape:
         raise SampleFormatError(f"{where}: a banded member must hold a C-order [N, H, W] array, got {list(shape)}")
@@ -175,7 +181,7 @@ def decode_rows(read: ReadMember, table: BandTable, row_start: int, row_stop: in
 
     The rows held are those of the bands that ``[row_start, row_stop)`` touch (clipped to the plane), so the result
     covers at least the rows asked. Only the header frame and those bands are read (one ``read`` per frame) and
-    decompressed; each band's CRC-32 is checked.
+    decompressed, each after its CRC-32 is checked.
 
     Raises:
         SampleFormatError: corrupt zstd data, a checksum mismatch, or a header that disagrees with the table.
@@ -187,14 +193,12 @@ def decode_rows(read: ReadMember, table: BandTable, row_start: int, row_stop: in
     first, stop = bands_of_rows(row_start, row_stop, table.band_rows)
     held_start, held_stop = first * table.band_rows, min(height, stop * table.band_rows)
     row_bytes = width * dtype.itemsize
-    piece_sizes = [(min(height, (b + 1) * table.band_rows) - b * table.band_rows) * row_bytes
-                   for b in range(first, stop)]
     out = np.empty((frames, held_stop - held_start, width), dtype=dtype)
     for frame in range(frames):
         start, end = table.band_range(frame, first, stop)
-        raw = _decompress(read(start, end - start), (held_stop - held_start) * row_bytes, where)
-        crcs = table.crc32[1 + frame * table.bands + first:1 + frame * table.bands + stop]
-        _check_crcs(raw, piece_sizes, crcs, where)
+        stored = read(start, end - start)
+        check_stored(stored, table, 1 + frame * table.bands + first, 1 + frame * table.bands + stop, where)
+        raw = _decompress(stored, (held_stop - held_start) * row_bytes, where)
         out[frame] = np.frombuffer(raw, dtype=dtype).reshape(held_stop - held_start, width)
     return out, held_start
 
@@ -208,9 +212,7 @@ def decode_banded(data: bytes | memoryview, table: BandTable, where: str) -> np.
     (frames, height, width), dtype, header_size = read_header(
         lambda offset, length: view[offset:offset + length], table, where)
     row_bytes = width * dtype.itemsize
-    band_sizes = [(min(height, (b + 1) * table.band_rows) - b * table.band_rows) * row_bytes
-                  for b in range(table.bands)]
+    check_stored(view[table.sizes[0]:], table, 1, len(table.sizes), where)
     raw = _decompress(view, header_size + frames * height * row_bytes, where)
-    _check_crcs(raw, [header_size, *band_sizes * frames], table.crc32, where)
     return np.frombuffer(raw, dtype=dtype, count=frames * height * width, offset=header_size).reshape(
         frames, height, width)

@@ -98,8 +98,8 @@ class Sample:
         key: ``{pair_id}_{centre_frame:06d}``.
         hdr: (y, cb, cr) uint16 code planes, y [N, H, W], chroma [N, ceil(H/2), ceil(W/2)] (10-bit, as decoded).
         sdr: (y, cb, cr) uint8 code planes of the same shapes (8-bit, on the HDR geometry).
-        metadata: JSON-ready mapping; ``key``, ``format_version`` and ``bands`` are filled in by
-            :func:`encode_sample`.
+        metadata: JSON-ready mapping; ``key``, ``format_version``, ``window_frames`` and ``bands`` are filled in
+            by :func:`encode_sample` (decoding consumes ``bands``: the decoded sample's metadata lacks it).
         first_row: the planes hold luma rows ``[first_row, first_row + H)`` of the frame (chroma from
             ``first_row / 2``): 0 for whole frames; a row band's first row when only some rows were decoded
             (:func:`decode_sample` with ``rows``).
@@ -303,4 +303,5 @@ def decode_banded_sample(metadata: dict[str, Any], readers: Mapping[str, ReadMem
         planes[side] = tuple(arrays)
     if len(first_rows) != 1:
         raise SampleFormatError(f"{where}: its members' bands do not cover the same rows ({sorted(first_rows)})")
+    metadata = {name: value for name, value in metadata.items() if name != "bands"}  # the layout, consumed here
     return _sample(metadata, planes, key, first_rows.pop())
