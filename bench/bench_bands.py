@@ -19,8 +19,8 @@ import argparse
 import time
 
 import numpy as np
-
 from bench_zstd import planes
+
 from fmstf_data.store.arrays import encode_array
 from fmstf_data.store.samples import Sample, decode_sample, encode_sample, sample_key
 
