@@ -2,7 +2,7 @@
 
 Sample format 3 stores each plane stack as one zstd frame per row band per frame (:mod:`fmstf_data.store.bands`).
 Smaller bands let a crop decompress fewer rows it does not use, but every zstd frame starts its entropy tables
-afresh, so the sample grows. For 1920x1080 triplets of the synthetic scenes (film grain 0, 1 and 3 %, the planes
+afresh, so the sample grows. For 1920x1080 (or ``--size``) triplets of the synthetic scenes (film grain 0, 1 and 3 %, the planes
 ``bench_zstd.py`` measures), at zstd level 3, per band height: stored bytes against one zstd frame per member
 (formats 1-2), and the time to decode the rows a 256x256 crop needs (260 rows with the conversion margin, at random
 offsets) and to decode the whole sample. Each band height is measured in turn within one round, over ``--rounds``
@@ -47,16 +47,18 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=20, help="crops decoded per measurement")
     parser.add_argument("--band-rows", default="16,32,64,128,256")
     parser.add_argument("--grains", default="0,0.01,0.03")
+    parser.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT of the frames")
     args = parser.parse_args()
     band_rows = [int(v) for v in args.band_rows.split(",")]
+    width, height = (int(v) for v in args.size.split("x"))
     print("| grain | band rows | stored MB | vs one frame | crop decode ms | whole decode ms |")
     print("|---|---|---|---|---|---|")
     for grain in (float(g) for g in args.grains.split(",")):
-        sample = sample_of(planes(grain))
+        sample = sample_of(planes(grain, width=width, height=height))
         single = sum(len(encode_array(plane)) for plane in (*sample.hdr, *sample.sdr))
         encoded = {rows: encode_sample(sample, band_rows=rows) for rows in band_rows}
         rng = np.random.default_rng(0)
-        tops = [int(v) for v in rng.integers(0, 1080 - CROP_ROWS, args.crops) // 2 * 2]
+        tops = [int(v) for v in rng.integers(0, height - CROP_ROWS, args.crops) // 2 * 2]
         crop_ms: dict[int, list[float]] = {rows: [] for rows in band_rows}
         whole_ms: dict[int, list[float]] = {rows: [] for rows in band_rows}
         for _ in range(args.rounds):

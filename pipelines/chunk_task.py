@@ -213,7 +213,7 @@ def extract_chunk(plan: PairPlan, chunk_index: int, build: BuildOptions) -> dict
                 "key": sample.key, "pair_id": pair.id, "split": pair.split, "shard": stored.shard,
                 **stored.index_columns(),
                 "hdr_frames": meta["hdr_frames"], "sdr_frames": meta["sdr_frames"], "shot": None,
-                "centre_frame": meta["centre_frame"], "centre_pts_seconds": meta["hdr_pts_seconds"][1],
+                "centre_frame": meta["centre_frame"], "centre_pts_seconds": meta["hdr_pts_seconds"][len(meta["hdr_pts_seconds"]) // 2],
                 "match_score_min": min(meta["match_scores"]), "width": sample.width, "height": sample.height,
                 "sample_bytes": sum(len(data) for data in members.values()),
             })

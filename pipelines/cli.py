@@ -63,6 +63,8 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--chunk-seconds", type=float, default=None,
                         help="seconds of the HDR timeline per chunk task (default 60; the samples do not depend on "
                              "it; a manifest's defaults override this)")
+    parser.add_argument("--window-frames", type=int, default=None,
+                        help="frames per sample: 3 (triplets, the default) or another odd number up to 25")
     parser.add_argument("--max-shard-mb", type=float, default=None, help="close shards before this size (default "
                                                                          "1024 MB)")
     parser.add_argument("--only", nargs="+", default=(), metavar="PAIR_ID", help="build only these pairs")
@@ -175,7 +177,8 @@ def _build_options(args: argparse.Namespace):
     fetch = _fetch_options(args)
     pair_overrides = {name: value for name, value in (("stride_frames", args.stride),
                                                       ("stride_seconds", args.stride_seconds),
-                                                      ("chunk_seconds", args.chunk_seconds)) if value is not None}
+                                                      ("chunk_seconds", args.chunk_seconds),
+                                                      ("window_frames", args.window_frames)) if value is not None}
     pair_options = PairOptions().with_overrides(pair_overrides)
     values: dict[str, Any] = {
         "manifest_path": args.manifest, "out": args.out, "cache_dir": args.cache or default_cache_dir(),

@@ -8,7 +8,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fmstf_data.errors import FmstfError
-from fmstf_data.extract.options import DEFAULT_MAX_OFFSET_SECONDS, DEFAULT_SEARCH_SECONDS, ExtractOptions
+from fmstf_data.extract.options import (
+    DEFAULT_MAX_OFFSET_SECONDS,
+    DEFAULT_SEARCH_SECONDS,
+    MAX_WINDOW_FRAMES,
+    ExtractOptions,
+)
 from fmstf_data.store.samples import DEFAULT_ZSTD_LEVEL
 from fmstf_data.store.shards import DEFAULT_MAX_SHARD_BYTES
 
@@ -43,6 +48,8 @@ class PairOptions:
         chunk_seconds: a pair's work is split into chunk tasks over this many seconds of the HDR timeline each
             (docs/scaling.md); the samples do not depend on it, only how their shards are cut and how many nodes
             share one video.
+        window_frames: frames per sample: 3 (the (t-1, t, t+1) triplets of the paper) or any odd number up to 25,
+            for models that train on longer clips; the cut, drop and verification rules hold for the whole window.
     """
 
     stride_frames: int = _EXTRACT_DEFAULTS.stride_frames
@@ -54,6 +61,7 @@ class PairOptions:
     cut_score: float = _EXTRACT_DEFAULTS.cut_score
     zstd_level: int = DEFAULT_ZSTD_LEVEL
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    window_frames: int = _EXTRACT_DEFAULTS.window_frames
 
     def __post_init__(self) -> None:
         if self.stride_frames < 1:
@@ -68,6 +76,9 @@ class PairOptions:
             raise OptionsError(f"stride_seconds must be > 0, got {self.stride_seconds}")
         if not self.chunk_seconds > 0:
             raise OptionsError(f"chunk_seconds must be > 0, got {self.chunk_seconds}")
+        if type(self.window_frames) is not int or not 3 <= self.window_frames <= MAX_WINDOW_FRAMES \
+                or self.window_frames % 2 == 0:
+            raise OptionsError(f"window_frames must be odd, 3..{MAX_WINDOW_FRAMES}, got {self.window_frames!r}")
         if not 1 <= self.zstd_level <= 22:
             raise OptionsError(f"zstd_level must be in 1..22, got {self.zstd_level}")
 

@@ -170,7 +170,7 @@ def plan_segment(source: PairPlan, pair: PairSpec, pair_options: PairOptions, fi
     stride_frames = pair_options.stride_frames_at(hdr_fps)
     options = replace(source.extract_options, stride_frames=stride_frames,
                       min_match_score=pair_options.min_match_score, cut_score=pair_options.cut_score,
-                      start_frame=start_frame, end_frame=end_frame)
+                      start_frame=start_frame, end_frame=end_frame, window_frames=pair_options.window_frames)
     chunk_frames = max(1, round(pair_options.chunk_seconds * hdr_fps)) if source.timelines is not None \
         else frame_count + 1
     chunks = plan_chunks(start_frame, end_frame, frame_count, chunk_frames, stride_frames)

@@ -71,14 +71,15 @@ def test_the_last_fifth_decodes_a_fifth_and_a_gop_at_most(long_pair):
     assert decoder.frames_decoded <= 0.35 * FRAMES
 
 
-def build(tmp_path: Path, pair: tuple[Path, Path], name: str, chunk_seconds: float, *, segment: str = "") -> Path:
+def build(tmp_path: Path, pair: tuple[Path, Path], name: str, chunk_seconds: float, *, segment: str = "",
+          window_frames: int = 3) -> Path:
     manifest = tmp_path / f"{name}.yaml"
     manifest.write_text(f"version: 1\nname: {name}\npairs:\n  - id: long\n    split: train\n    hdr: {pair[0]}\n"
                         f"    sdr: {pair[1]}\n{segment}")
     out = tmp_path / name
     result = run_build(BuildOptions(manifest_path=str(manifest), out=str(out), cache_dir=str(tmp_path / "cache"),
-                                    workers=2, previews=False, pair_options=PairOptions(stride_frames=4,
-                                                                                        chunk_seconds=chunk_seconds)))
+                                    workers=2, previews=False, pair_options=PairOptions(
+                                        stride_frames=4, chunk_seconds=chunk_seconds, window_frames=window_frames)))
     assert result.exit_code == 0, result.report["summary"]
     return out
 
@@ -120,6 +121,38 @@ def test_samples_do_not_depend_on_the_chunking(long_pair, tmp_path):
     # each chunk decoded about its span: never the video from the start
     for chunk in record["chunks"][1:]:
         assert chunk["hdr_frames_decoded"] <= 36 + 24 + GOP + 16
+
+
+def test_windows_of_seven_frames_hold_the_rules_for_the_whole_window_whatever_the_chunking(long_pair, tmp_path):
+    """``window_frames: 7``: every sample holds 7 consecutive HDR frames with consecutive SDR partners, none spans a
+    cut or the dropped frame (truth from how the files were made), the loader yields [B, 7, 3, h, w], and 7 chunks
+    give the same samples as one."""
+    from fmstf_data.loader import make_loader
+
+    whole = build(tmp_path, long_pair, "whole7", 60.0, window_frames=7)
+    chunked = build(tmp_path, long_pair, "chunked7", 1.5, window_frames=7)
+    assert samples_of(chunked) == samples_of(whole)
+    _, rows, frame_rows = samples_of(whole)
+    verified = {row["hdr_frame"] for row in frame_rows if row["status"] == "verified"}
+    assert len(rows) >= 25
+    for row in rows:
+        centre, frames = row["centre_frame"], row["hdr_frames"]
+        assert frames == list(range(centre - 3, centre + 4))
+        assert not any(frames[0] < cut <= frames[-1] for cut in (100, 170))  # inside one shot
+        assert DROPPED not in frames and not (frames[0] < DROPPED + 1 <= frames[-1])  # no SDR jump inside
+        assert row["sdr_frames"] == [frame - SDR_START - (frame > DROPPED) for frame in frames]
+    def usable(centre: int) -> bool:
+        """The window rule, from the truth of how the files were made (inside the video, one shot, every frame with
+        its SDR partner) and the per-frame verification's verdicts (which refuses ambiguous slow-motion frames)."""
+        frames = range(centre - 3, centre + 4)
+        return frames[0] >= SDR_START and frames[-1] < FRAMES and DROPPED not in frames \
+            and not any(frames[0] < cut <= frames[-1] for cut in (100, 170)) and set(frames) <= verified
+
+    expected = [next(c for c in range(k, k + 4) if usable(c)) for k in range(0, FRAMES, 4)
+                if any(usable(c) for c in range(k, k + 4))]
+    assert [row["centre_frame"] for row in rows] == expected  # the first usable centre of each stride window
+    batch = next(iter(make_loader(str(whole), "train", batch_size=2, crop_size=32, num_workers=0, seed=1)))
+    assert batch["sdr"].shape == (2, 7, 3, 32, 32) and batch["hdr_frames"].shape == (2, 7)
 
 
 def test_segments_decode_their_span_and_share_one_alignment(long_pair, tmp_path):

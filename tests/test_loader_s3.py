@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tarfile
 
 import pyarrow.fs as pafs
 import pytest
@@ -75,9 +76,9 @@ def test_s3_truncated_object_raises(s3):
     name = build.shards["train"][0]
     data = (build.root / name).read_bytes()
     with filesystem.open_output_stream(f"{BUCKET}/cut/{name}") as stream:
-        stream.write(data[:len(data) - 3000])
+        stream.write(data[:len(data) - tarfile.RECORDSIZE - 2000])  # past the end-of-archive padding
     with pytest.raises(DamagedShardError, match="truncated") as caught:
-        make_loader([f"s3://test:test@{BUCKET}/cut/{name}?{query}"], num_workers=0, **OPTIONS)
+        make_loader([f"s3://test:test@{BUCKET}/cut/{name}?{query}"], num_workers=0, **{**OPTIONS, "batch_size": 1})
     assert f"s3://{BUCKET}/cut/{name}" in str(caught.value) and "test:test" not in str(caught.value)
 
 

@@ -285,6 +285,14 @@ ERRORS = [
     ("""
      version: 1
      name: x
+     defaults:
+       window_frames: 4
+     pairs:
+       - {id: city, split: train, hdr: demo/city.hdr.mp4, sdr: demo/city.sdr.mp4}
+     """, 4, "defaults.window_frames", "must be odd (a window has a centre frame), got 4"),
+    ("""
+     version: 1
+     name: x
      pairs:
        - id: city
          split: train
@@ -434,6 +442,12 @@ def test_pair_options_match_the_build_options():
     from pipelines.options import PairOptions
 
     assert set(PAIR_OPTION_RULES) == {f.name for f in dataclasses.fields(PairOptions)}
+    from fmstf_data.extract.options import MAX_WINDOW_FRAMES
+
+    assert PAIR_OPTION_RULES["window_frames"].maximum == MAX_WINDOW_FRAMES
+    for bad in (1, 4, MAX_WINDOW_FRAMES + 2):
+        with pytest.raises(Exception, match="window_frames"):
+            PairOptions(window_frames=bad)
 
 
 def test_fmstf20_is_hdrtvnet_16_train_4_test():

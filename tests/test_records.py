@@ -22,7 +22,8 @@ from pipelines.records import (
 def sample_rows(pair_id: str, split: str, centres: list[int]) -> list[dict]:
     return [{"key": f"{pair_id}_{c:06d}", "pair_id": pair_id, "split": split, "shard": f"shards/{split}/{pair_id}-0.tar",
              "hdr_frames": [c - 1, c, c + 1], "sdr_frames": [c - 1, c, c + 1], "shot": 0, "centre_frame": c,
-             "centre_pts_seconds": c / 24, "match_score_min": 0.9, "width": 64, "height": 36, "sample_bytes": 100}
+             "centre_pts_seconds": c / 24, "match_score_min": 0.9, "width": 64, "height": 36, "sample_bytes": 100,
+             "offset_bytes": 1024 * c, "size_bytes": 900, "json_bytes": 300, "json_crc32": c}
             for c in centres]
 
 

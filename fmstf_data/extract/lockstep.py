@@ -140,7 +140,7 @@ class PairExtractor(PairAligner):
         owned_tick = 0 if chunk is None else max(0, -(-(chunk.start_frame - phase) // step))
         first_tick = max(0, owned_tick - CHUNK_LEAD_IN_TICKS)
         anchored = first_tick > 0
-        sdr_first = max(0, first_tick - shift - CHUNK_DRIFT_FRAMES - 2 * options.window_frames - 2) if anchored \
+        sdr_first = max(0, first_tick - shift - CHUNK_DRIFT_FRAMES - 2 * options.match_window_frames - 2) if anchored \
             else 0
         hdr_source, sdr_source = self._sources(chunk, first_tick, sdr_first)
         hdr_ticks: dict[int, tuple[DecodedFrame, FrameSignature]] = {}
@@ -150,7 +150,8 @@ class PairExtractor(PairAligner):
         shots = ShotTracker(cut_score=options.cut_score)
         ends = [end for end in (options.end_frame, None if chunk is None else chunk.end_frame) if end is not None]
         stop_tick = None if not ends else \
-            (min(ends) - phase) // step + options.window_frames + transitions.lookahead + 2
+            (min(ends) - phase) // step + options.match_window_frames + options.window_frames // 2 \
+            + transitions.lookahead + 2
 
         def signature_of(side: _Side, frame: DecodedFrame) -> FrameSignature:
             cached = side.signatures.pop(frame.index, None)
@@ -222,7 +223,7 @@ class PairExtractor(PairAligner):
                 break  # the SDR version ended: no later tick can have a partner
             for old in [t for t in hdr_ticks if t < tick - 16]:  # kept for the drift evidence's anchors
                 del hdr_ticks[old]
-            lowest_sdr = tick - matcher.shift - 16 - 2 * options.window_frames
+            lowest_sdr = tick - matcher.shift - 16 - 2 * options.match_window_frames - options.window_frames
             for old in [j for j in sdr_frames if j < lowest_sdr]:
                 del sdr_frames[old]
             tick += 1
@@ -249,17 +250,17 @@ class PairExtractor(PairAligner):
         if match.resynced:
             stats.offset_changes.append([frame.index, frame.index - step * match.sdr_index])
 
-    def _problem(self, window: tuple[FramePair, FramePair, FramePair]) -> str | None:
-        """Why this window's centre cannot be a triplet centre, or None."""
+    def _problem(self, window: tuple[FramePair, ...]) -> str | None:
+        """Why this window's centre cannot be a sample centre, or None (the rules hold for the whole window)."""
         return triplet_problem(
             [pair.hdr.index for pair in window], [pair.match.sdr_index for pair in window],
             [pair.shot for pair in window], [pair.match.problem for pair in window],
             [pair.transition for pair in window], start_frame=self.options.start_frame,
             end_frame=self.options.end_frame)
 
-    def _sample(self, window: tuple[FramePair, FramePair, FramePair]) -> Sample:
+    def _sample(self, window: tuple[FramePair, ...]) -> Sample:
         geometry = self.alignment.geometry
-        centre = window[1]
+        centre = window[len(window) // 2]
         hdr = tuple(np.stack([getattr(pair.hdr, name) for pair in window]) for name in ("y", "cb", "cr"))
         sdr_planes = [pair.sdr_planes(geometry) for pair in window]
         sdr = tuple(np.stack([planes[plane] for planes in sdr_planes]) for plane in range(3))
@@ -285,19 +286,21 @@ class PairExtractor(PairAligner):
 
     def _triplets(self, emit: bool, chunk: ChunkSpan | None = None) -> Iterator[Sample]:
         selector = TripletSelector(stride_frames=self.options.stride_frames)
-        window: deque[FramePair] = deque(maxlen=3)
+        size = self.options.window_frames
+        window: deque[FramePair] = deque(maxlen=size)
         try:
             for pair in self._frame_pairs(chunk):
                 window.append(pair)
-                if len(window) < 3:
+                if len(window) < size:
                     continue
-                triplet = (window[0], window[1], window[2])
-                if chunk is not None and not chunk.owns(triplet[1].hdr.index):
+                frames = tuple(window)
+                centre = frames[size // 2].hdr.index
+                if chunk is not None and not chunk.owns(centre):
                     continue
-                if selector.offer(triplet[1].hdr.index, self._problem(triplet)):
-                    self.stats.kept_centres.append(triplet[1].hdr.index)
+                if selector.offer(centre, self._problem(frames)):
+                    self.stats.kept_centres.append(centre)
                     if emit:
-                        yield self._sample(triplet)
+                        yield self._sample(frames)
         finally:
             self.stats.rejected = dict(selector.rejected_reasons)
 

@@ -50,6 +50,11 @@ FRAMES_SCHEMA = pa.schema([
 ])
 
 
+#: the longest sample window: a chunk's lead-in (CHUNK_LEAD_IN_TICKS = 24 ticks) must hold half a window before
+#: the chunk's first centre
+MAX_WINDOW_FRAMES = 25
+
+
 @dataclass(frozen=True)
 class ExtractOptions:
     """Options of the alignment and extraction pass.
@@ -68,7 +73,10 @@ class ExtractOptions:
         min_confidence: an offset "stands out" when its mean detail score beats every other by this much.
         geometry_frames: frames of each version that the picture-area (black bar) detection looks at.
         buffer_bytes: decoded frames kept from the search for replay; beyond it the prefix is decoded again.
-        window_frames, resync_margin: per-frame verification (:class:`VerifyOptions`).
+        window_frames: frames per sample, odd, 3 (the triplets of the paper) to :data:`MAX_WINDOW_FRAMES`; the
+            centre is frame ``window_frames // 2`` of the window.
+        match_window_frames, resync_margin: per-frame verification (:class:`VerifyOptions`: SDR partners compared
+            on each side of the expected one).
         registration_pairs: frame pairs the registration (:func:`fmstf_data.align.geometry.register_rects`) compares.
         max_registration_crop: the largest crop (fraction of the width) the registration tries on either side.
         min_registration_gain: the registration's regions replace the black-bar ones when they raise the mean
@@ -94,7 +102,8 @@ class ExtractOptions:
     min_confidence: float = 0.03
     geometry_frames: int = 8
     buffer_bytes: int = 256 << 20
-    window_frames: int = _VERIFY_DEFAULTS.window_frames
+    window_frames: int = 3
+    match_window_frames: int = _VERIFY_DEFAULTS.window_frames
     resync_margin: float = _VERIFY_DEFAULTS.resync_margin
     registration_pairs: int = 8
     max_registration_crop: float = 0.25
@@ -120,6 +129,9 @@ class ExtractOptions:
         if self.geometry_frames < 1 or self.buffer_bytes < 0:
             raise InvalidValueError(f"need geometry_frames >= 1 and buffer_bytes >= 0, got {self.geometry_frames}, "
                              f"{self.buffer_bytes}")
+        if type(self.window_frames) is not int or not 3 <= self.window_frames <= MAX_WINDOW_FRAMES \
+                or self.window_frames % 2 == 0:
+            raise InvalidValueError(f"window_frames must be odd, 3..{MAX_WINDOW_FRAMES}, got {self.window_frames!r}")
         self.verify_options()  # validates the verification fields
 
     def for_rates(self, hdr_fps: float | Fraction, sdr_fps: float | Fraction, *,
@@ -132,7 +144,7 @@ class ExtractOptions:
                        search_frames=math.ceil(search_seconds * float(sdr_fps)))
 
     def verify_options(self) -> VerifyOptions:
-        return VerifyOptions(window_frames=self.window_frames, resync_margin=self.resync_margin,
+        return VerifyOptions(window_frames=self.match_window_frames, resync_margin=self.resync_margin,
                              min_match_score=self.min_match_score)
 
 

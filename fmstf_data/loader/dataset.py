@@ -254,7 +254,8 @@ class TripletDataset(IterableDataset):
         batch["centre_frame"] = torch.tensor([int(m.get("centre_frame", self.catalog.centre_frames[r["row"]]))
                                              for m, r in zip(meta, rows)], dtype=torch.int64)
         for name in ("hdr_frames", "sdr_frames"):
-            batch[name] = torch.tensor([list(m.get(name) or (-1, -1, -1)) for m in meta], dtype=torch.int64)
+            batch[name] = torch.tensor([list(m.get(name) or (-1,) * r["sample"].window_frames)
+                                        for m, r in zip(meta, rows)], dtype=torch.int64)
         batch["crop"] = torch.tensor([[r["crop"].top, r["crop"].left, r["crop"].height, r["crop"].width]
                                       for r in rows], dtype=torch.int64)
         batch["flip_h"] = torch.tensor([r["crop"].flip_h for r in rows], dtype=torch.bool)

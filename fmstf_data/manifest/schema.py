@@ -43,6 +43,7 @@ class OptionRule:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
+    odd: bool = False
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not acceptable, or None."""
@@ -55,6 +56,8 @@ class OptionRule:
             return f"must be {'>' if self.exclusive_minimum else '>='} {self.minimum}, got {value!r}"
         if self.maximum is not None and value > self.maximum:
             return f"must be <= {self.maximum}, got {value!r}"
+        if self.odd and value % 2 == 0:
+            return f"must be odd (a window has a centre frame), got {value!r}"
         return None
 
 
@@ -69,6 +72,7 @@ PAIR_OPTION_RULES: dict[str, OptionRule] = {
     "cut_score": OptionRule(float, minimum=-1, maximum=1),
     "zstd_level": OptionRule(int, minimum=1, maximum=22),
     "chunk_seconds": OptionRule(float, minimum=0, exclusive_minimum=True),
+    "window_frames": OptionRule(int, minimum=3, maximum=25, odd=True),
 }
 FORMAT_KEYS = ("format", "hdr_format", "sdr_format")
 TOP_KEYS = ("version", "name", "description", "defaults", "pairs", "excluded")
