@@ -145,12 +145,16 @@ class FrameSignature:
         detail: zero-mean, unit-norm Laplacian of the rank image, float32 [(h - 2) * (w - 2)] (zeros when flat).
         level: mean luma of the thumbnail, 8-bit code units (fade detection).
         thumbnail: the thumbnail itself, float32 [h, w], 8-bit code units (dissolve detection).
+        chroma: the Cb and Cr planes' thumbnails at half the size, float32 [2, h // 2, w // 2], 8-bit code units
+            (128 = neutral), or None when not computed (local damage check, :func:`fmstf_data.align.verify.
+            damage_residual`).
     """
 
     rank: np.ndarray = field(repr=False)
     detail: np.ndarray = field(repr=False)
     level: float
     thumbnail: np.ndarray = field(repr=False)
+    chroma: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def flat(self) -> bool:
@@ -158,24 +162,39 @@ class FrameSignature:
         return not self.rank.any()
 
 
-def signature_from_thumbnail(thumbnail: np.ndarray) -> FrameSignature:
-    """The :class:`FrameSignature` of a thumbnail [h, w] (h, w >= 3) in 8-bit code units."""
+def signature_from_thumbnail(thumbnail: np.ndarray, chroma: np.ndarray | None = None) -> FrameSignature:
+    """The :class:`FrameSignature` of a thumbnail [h, w] (h, w >= 3) in 8-bit code units (and its chroma
+    thumbnails [2, h // 2, w // 2], kept as they are)."""
     height, width = thumbnail.shape
     level = float(thumbnail.mean())
     values = thumbnail.astype(np.float64).ravel()
     if values.std() < FLAT_STD_CODES_8BIT:
         zeros = np.zeros(values.size, dtype=np.float32)
-        return FrameSignature(zeros, np.zeros((height - 2) * (width - 2), np.float32), level, thumbnail)
+        return FrameSignature(zeros, np.zeros((height - 2) * (width - 2), np.float32), level, thumbnail, chroma)
     ranks = average_ranks(values)
     image = ranks.reshape(height, width)
     laplacian = (4 * image[1:-1, 1:-1] - image[:-2, 1:-1] - image[2:, 1:-1] - image[1:-1, :-2] - image[1:-1, 2:])
-    return FrameSignature(_unit(ranks), _unit(laplacian.ravel()), level, thumbnail)
+    return FrameSignature(_unit(ranks), _unit(laplacian.ravel()), level, thumbnail, chroma)
+
+
+def chroma_thumbnails(frame: DecodedFrame, size: tuple[int, int],
+                      rect: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The Cb and Cr planes of a frame's picture area ``rect`` (luma coordinates) area-averaged onto half the
+    luma thumbnail ``size`` = (width, height): float32 [2, height // 2, width // 2], 8-bit code units."""
+    half = (max(1, size[0] // 2), max(1, size[1] // 2))
+    chroma_rect = None
+    if rect is not None:
+        left, top, width, height = rect
+        chroma_rect = (left // 2, top // 2, max(1, width // 2), max(1, height // 2))
+    return np.stack([luma_thumbnail(plane, frame.bit_depth, half, chroma_rect) for plane in (frame.cb, frame.cr)])
 
 
 def frame_signature(frame: DecodedFrame, size: tuple[int, int],
                     rect: tuple[int, int, int, int] | None = None) -> FrameSignature:
-    """Signature of a decoded frame's picture area ``rect`` = (x, y, width, height) on a ``size`` thumbnail."""
-    return signature_from_thumbnail(luma_thumbnail(frame.y, frame.bit_depth, size, rect))
+    """Signature of a decoded frame's picture area ``rect`` = (x, y, width, height) on a ``size`` thumbnail, with
+    its chroma thumbnails (:func:`chroma_thumbnails`)."""
+    return signature_from_thumbnail(luma_thumbnail(frame.y, frame.bit_depth, size, rect),
+                                    chroma_thumbnails(frame, size, rect))
 
 
 def match_score(a: FrameSignature, b: FrameSignature) -> float:

@@ -37,6 +37,16 @@ class VerifyOptions:
             score) is a *jump* (frames dropped) when at least ``jump_factor`` times the median of the two steps on
             either side, a *repeat* (a frame shown twice) when at most ``repeat_factor`` times it; pictures whose
             typical step is below ``min_step`` are still and tell nothing.
+        max_damage_codes, min_damage_codes, damage_ratio, damage_history_ticks: a frame pair whose
+            :func:`damage_score` (the worst block's disagreement between the SDR luma and its prediction from the
+            HDR frame, 8-bit code units) exceeds its threshold is refused as locally damaged (a corrupt stream
+            that decoded without an error). The threshold is ``damage_ratio`` times the median score of the
+            verified pairs among the previous ``damage_history_ticks`` ticks (what this pair's clean frames
+            score: tone curve, codecs and resampling leave a misfit of their own), kept within
+            [``min_damage_codes``, ``max_damage_codes``]; with fewer than 4 such pairs it is ``max_damage_codes``.
+            The history stays shorter than a chunk's lead-in, so chunks decide as one pass does.
+            ``max_damage_codes`` None switches the check off.
+        damage_block: the damage check's blocks, in pixels of the half-size thumbnail grid (about 48 x 27).
     """
 
     window_frames: int = 2
@@ -46,6 +56,11 @@ class VerifyOptions:
     jump_factor: float = 1.6
     repeat_factor: float = 0.3
     min_step: float = 0.002
+    max_damage_codes: float | None = 26.0
+    min_damage_codes: float = 10.0
+    damage_ratio: float = 3.0
+    damage_history_ticks: int = 16
+    damage_block: int = 3
 
     def __post_init__(self) -> None:
         if self.window_frames < 1:
@@ -55,6 +70,12 @@ class VerifyOptions:
                              f"{self.resync_margin}, {self.repeat_factor}, {self.jump_factor}")
         if not -1.0 <= self.min_match_score <= 1.0:
             raise InvalidValueError(f"min_match_score must be in [-1, 1], got {self.min_match_score}")
+        if (self.max_damage_codes is not None and not 0 < self.min_damage_codes <= self.max_damage_codes) \
+                or self.damage_ratio <= 1 or self.damage_block < 1 or not 4 <= self.damage_history_ticks <= 20:
+            raise InvalidValueError(f"need 0 < min_damage_codes <= max_damage_codes (or None), damage_ratio > 1, "
+                                    f"damage_block >= 1 and damage_history_ticks in 4..20, got "
+                                    f"{self.min_damage_codes}, {self.max_damage_codes}, {self.damage_ratio}, "
+                                    f"{self.damage_block}, {self.damage_history_ticks}")
 
 
 #: reasons a frame pair fails verification
@@ -64,6 +85,81 @@ WEAK_DETAIL = "weak detail score"
 SDR_NEIGHBOUR_BETTER = "a neighbouring SDR frame matches better"
 HDR_NEIGHBOUR_BETTER = "a neighbouring HDR frame matches better"
 NO_SDR_FRAME = "no SDR frame"
+LOCAL_DAMAGE = "local damage: the versions disagree in part of the picture"
+
+
+# ---- local damage ----------------------------------------------------------------------------------------------
+
+
+def _half_luma(signature: FrameSignature) -> np.ndarray:
+    """The luma thumbnail [h, w] averaged over 2 x 2 pixels onto the chroma thumbnails' grid [h // 2, w // 2]."""
+    height, width = signature.thumbnail.shape
+    even = signature.thumbnail[:height // 2 * 2, :width // 2 * 2].astype(np.float64)
+    return even.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+
+def _hdr_rgb(signature: FrameSignature) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Approximate R'G'B' in [0, 1] of the half-size thumbnail grid's pixels (flattened), from its Y'CbCr
+    thumbnails read as narrow-range BT.2020 NCL (the matrix only shapes the fit's features, so a slightly
+    different one costs nothing)."""
+    luma = (_half_luma(signature).ravel() - 16.0) / 219.0
+    cb, cr = (signature.chroma[0].ravel() - 128.0) / 224.0, (signature.chroma[1].ravel() - 128.0) / 224.0
+    red, blue = luma + 1.4746 * cr, luma + 1.8814 * cb
+    green = (luma - 0.2627 * red - 0.0593 * blue) / 0.6780
+    return red, green, blue
+
+
+def damage_residual(hdr: FrameSignature, sdr: FrameSignature, iterations: int = 3) -> np.ndarray | None:
+    """The SDR frame's luma minus its prediction from the HDR frame, on the half-size thumbnail grid.
+
+    The two versions of a frame differ by a tone curve and a gamut mapping that act on each pixel alike, so the
+    SDR luma is one smooth function of the HDR pixel's colour over the whole picture. The prediction is a sum of
+    features of the HDR pixel, fitted to the frame pair: the HDR luma mapped onto the SDR luma's values by rank
+    (any increasing tone curve, exactly) and its square, the HDR R'G'B' with their squares and products, and
+    max(R', G', B') to the third power (tone curves on the brightest channel, gamut mapping's pull on saturated
+    colours). The least squares down-weight outliers (Huber weights, ``iterations`` rounds), so that a damaged
+    region cannot pull the fit towards itself. A region where one stream decoded garbage (a corrupt HEVC or
+    H.264 payload, concealed or not) breaks the function there and stands out in the residual.
+
+    Returns:
+        float64 [h // 2, w // 2] in 8-bit SDR luma code units, or None when a signature has no chroma
+        thumbnails or the grids differ.
+    """
+    if hdr.chroma is None or sdr.chroma is None:
+        return None
+    hdr_luma, sdr_luma = _half_luma(hdr), _half_luma(sdr)
+    if hdr_luma.shape != sdr_luma.shape or hdr.chroma.shape[1:] != hdr_luma.shape:
+        return None
+    target = sdr_luma.ravel()
+    mapped = np.empty_like(target)
+    mapped[np.argsort(hdr_luma.ravel(), kind="stable")] = np.sort(target)
+    luma = mapped / 255.0
+    red, green, blue = _hdr_rgb(hdr)
+    peak = np.maximum(np.maximum(red, green), blue)
+    features = np.stack([np.ones_like(luma), luma, luma * luma, red, green, blue, red * red, green * green,
+                         blue * blue, red * green, red * blue, green * blue, peak, peak * peak, peak ** 3], axis=1)
+    weights = np.ones_like(target)
+    residual = target - mapped
+    for _ in range(iterations):
+        coefficients, *_ = np.linalg.lstsq(features * weights[:, None], target * weights, rcond=None)
+        residual = target - features @ coefficients
+        scale = 1.4826 * float(np.median(np.abs(residual))) + 0.5
+        weights = 1.0 / np.maximum(1.0, np.abs(residual) / (2.0 * scale))
+    return residual.reshape(sdr_luma.shape)
+
+
+def damage_score(hdr: FrameSignature, sdr: FrameSignature, block: int = 3) -> float:
+    """How far the worst ``block`` x ``block`` block of :func:`damage_residual` is off on average (the absolute
+    value of its mean residual, 8-bit SDR luma code units: an edge's misfit averages out, a damaged region does
+    not); 0.0 when it cannot be computed (no chroma thumbnails, a flat frame)."""
+    residual = damage_residual(hdr, sdr)
+    if residual is None or hdr.flat or sdr.flat:
+        return 0.0
+    rows, columns = residual.shape[0] // block, residual.shape[1] // block
+    if rows == 0 or columns == 0:
+        return 0.0
+    blocks = residual[:rows * block, :columns * block].reshape(rows, block, columns, block).mean(axis=(1, 3))
+    return float(np.abs(blocks).max())
 
 
 @dataclass(frozen=True)
@@ -74,6 +170,8 @@ class FrameMatch:
         tick: the HDR tick; sdr_index: its SDR partner (None when the SDR version has no frame there).
         match_score, detail_score: the pair's scores (0 without a partner).
         problem: why the pair failed verification, None when verified.
+        damage_score: :func:`damage_score` of the pair (0 when not computed: no partner, failed before, or the
+            check is off).
         resynced: this tick moved the offset (a dropped or duplicated frame was followed).
     """
 
@@ -83,6 +181,7 @@ class FrameMatch:
     detail_score: float
     problem: str | None
     resynced: bool = False
+    damage_score: float = 0.0
 
     @property
     def verified(self) -> bool:
@@ -118,7 +217,28 @@ class FrameMatcher:
         self._hdr = hdr
         self._sdr = sdr
         self._detail: dict[tuple[int, int], float] = {}
+        self._damage_history: dict[int, float] = {}  # tick -> damage score of the verified pairs just before
 
+    def _damaged_near(self, tick: int, threshold: float) -> bool:
+        """True when a pair within two ticks of ``tick`` (at the current shift) scores above ``threshold``: damage
+        spreads from a hit frame to the frames predicted from it, before and after it in display order (B
+        frames), fading with the distance, so a frame next to a damaged one is refused on half the evidence."""
+        for near in (tick - 2, tick - 1, tick + 1, tick + 2):
+            hdr = self._hdr(near) if near >= 0 else None
+            sdr = self._sdr(near - self.shift) if near - self.shift >= 0 else None
+            if hdr is not None and sdr is not None and damage_score(hdr, sdr, self.options.damage_block) > threshold:
+                return True
+        return False
+
+    def _damage_threshold(self, tick: int) -> float:
+        """The damage score above which ``tick``'s pair is refused (:class:`VerifyOptions`)."""
+        options = self.options
+        for old in [t for t in self._damage_history if t < tick - options.damage_history_ticks]:
+            del self._damage_history[old]
+        if options.max_damage_codes is None or len(self._damage_history) < 4:
+            return float("inf") if options.max_damage_codes is None else options.max_damage_codes
+        typical = float(np.median(list(self._damage_history.values())))
+        return min(options.max_damage_codes, max(options.min_damage_codes, options.damage_ratio * typical))
 
     def _within(self, lookup: SignatureLookup, a: int, b: int) -> float | None:
         """Match score between two frames of one version (None when either is unknown)."""
@@ -224,9 +344,17 @@ class FrameMatcher:
             problem = HDR_NEIGHBOUR_BETTER
         else:
             problem = None
+        damage = 0.0
+        if problem is None and self.options.max_damage_codes is not None:
+            damage = damage_score(hdr, sdr, self.options.damage_block)
+            threshold = self._damage_threshold(tick)
+            if damage > threshold or (damage > threshold / 2 and self._damaged_near(tick, threshold)):
+                problem = LOCAL_DAMAGE
+            else:
+                self._damage_history[tick] = damage
         for key in [key for key in self._detail if key[0] < tick - 2 * self.options.window_frames - 2]:
             del self._detail[key]
-        return FrameMatch(tick, chosen, match, float(detail), problem, resynced)
+        return FrameMatch(tick, chosen, match, float(detail), problem, resynced, damage)
 
 
 def anchor_shift(hdr: SignatureLookup, sdr: SignatureLookup, ticks: range, shifts: range, *,
