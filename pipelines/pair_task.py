@@ -287,7 +287,8 @@ def merge_extraction(parts: list[dict[str, Any]], frames: pa.Table, hdr_step: in
     cut and drift lists joined, score summary and verified count from the frames."""
     merged: dict[str, Any] = {}
     for name in ("hdr_frames_decoded", "sdr_frames_decoded", "hdr_frames_redecoded", "sdr_frames_redecoded",
-                 "decided_frames", "paired_frames", "low_score_frames", "transition_frames", "kept_centres"):
+                 "decided_frames", "paired_frames", "low_score_frames", "transition_frames", "kept_centres",
+                 "damaged_frames"):
         merged[name] = sum(part.get(name, 0) for part in parts)
     for name in ("decode_seconds", "redecode_seconds", "align_seconds", "search_seconds"):
         merged[name] = round(sum(part.get(name, 0.0) for part in parts), 3)

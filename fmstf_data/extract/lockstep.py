@@ -37,7 +37,7 @@ from fmstf_data.align.geometry import Geometry
 from fmstf_data.align.shots import ShotTracker, TransitionDetector
 from fmstf_data.align.signatures import FrameSignature
 from fmstf_data.align.triplets import TripletSelector, triplet_problem
-from fmstf_data.align.verify import FrameMatch, FrameMatcher, anchor_shift
+from fmstf_data.align.verify import LOCAL_DAMAGE, FrameMatch, FrameMatcher, anchor_shift
 from fmstf_data.errors import AlignmentError
 from fmstf_data.extract.options import (
     CHUNK_ANCHOR_TICKS,
@@ -243,6 +243,8 @@ class PairExtractor(PairAligner):
                 stats.low_score_frames += 1
         if match.problem is not None:
             stats.unverified[match.problem] = stats.unverified.get(match.problem, 0) + 1
+        if match.problem == LOCAL_DAMAGE:
+            stats.damaged_frames += 1
         if len(shots.cut_frames) > cuts_before:
             stats.cut_hdr_frames.append(frame.index)
         if transition:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from fmstf_data.align.shots import DEFAULT_CUT_SCORE
-from fmstf_data.align.verify import VerifyOptions
+from fmstf_data.align.verify import LOCAL_DAMAGE, VerifyOptions
 from fmstf_data.errors import InvalidValueError
 
 #: per-frame verification defaults, shared by the options that map onto VerifyOptions
@@ -32,7 +32,7 @@ DEFAULT_SEARCH_SECONDS = 10.0
 #: one character per HDR tick in :attr:`ExtractionStats.frame_status`
 STATUS_CODES = {None: "v", "flat frame": "f", "low match score": "l", "weak detail score": "w",
                 "a neighbouring SDR frame matches better": "s", "a neighbouring HDR frame matches better": "h",
-                "no SDR frame": "-"}
+                "no SDR frame": "-", LOCAL_DAMAGE: "d"}
 #: what each status character means in ``frames.parquet`` (``t``: verified, inside a fade or dissolve)
 STATUS_NAMES = {**{code: problem or "verified" for problem, code in STATUS_CODES.items()},
                 "t": "verified, in a fade or dissolve", "?": "unknown"}
@@ -214,6 +214,8 @@ class ExtractionStats:
         frame_status: one character per tick (:data:`STATUS_CODES`; ``"t"`` verified but in a transition).
         low_score_frames: paired ticks below ``min_match_score``.
         unverified: count of ticks by verification problem.
+        damaged_frames: ticks refused as locally damaged (a corrupt stream, :data:`~fmstf_data.align.verify.
+            LOCAL_DAMAGE`; also counted in ``unverified``).
         cut_hdr_frames: HDR frame indices that start a new shot.
         transition_hdr_frames: HDR frames flagged as fade or dissolve.
         offset_changes: [HDR frame, new offset_frames] where a dropped or duplicated frame was followed.
@@ -236,6 +238,7 @@ class ExtractionStats:
     frame_status: list[str] = field(default_factory=list)
     low_score_frames: int = 0
     unverified: dict[str, int] = field(default_factory=dict)
+    damaged_frames: int = 0
     cut_hdr_frames: list[int] = field(default_factory=list)
     transition_hdr_frames: list[int] = field(default_factory=list)
     offset_changes: list[list[int]] = field(default_factory=list)
@@ -287,6 +290,7 @@ class ExtractionStats:
             "decided_frames": len(self.hdr_ticks),
             "paired_frames": self.paired_frames, "verified_frames": self.verified_frames,
             "low_score_frames": self.low_score_frames, "unverified": dict(sorted(self.unverified.items())),
+            "damaged_frames": self.damaged_frames,
             "score_summary": self.score_summary(), "cut_hdr_frames": self.cut_hdr_frames,
             "transition_frames": len(self.transition_hdr_frames), "offset_changes": self.offset_changes,
             "kept_centres": len(self.kept_centres), "rejected": dict(sorted(self.rejected.items())),
