@@ -18,6 +18,7 @@ Results are recorded in docs/loader.md.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -41,6 +42,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100)
     args = parser.parse_args()
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
 
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
