@@ -477,6 +477,6 @@ def options_payload(pair: PairSpec, pair_options: PairOptions, build: BuildOptio
         "options": asdict(pair_options),
         "max_shard_bytes": build.max_shard_bytes,
         # 2: stride windows, shot numbers in the index only, shards per chunk; 3: plane CRCs; 4: banded planes
-        # (sample format version 3), byte offsets in the index
+        # (sample format version 3), byte offsets in the index, window_frames, locally damaged frames refused
         "sample_format": 4,
     }
