@@ -479,3 +479,15 @@ def test_demo_build_through_the_loader(tmp_path, ray_session):
     assert first["key"] == ["harbor_000004"] and first["hdr_color"][0]["matrix"] == "bt2020nc"
     expected = planes_to_rgb(*stored.hdr, bit_depth=10, matrix="bt2020nc", full_range=False)
     torch.testing.assert_close(first["hdr"][0], torch.from_numpy(expected), atol=2e-6, rtol=0)
+
+
+def test_decode_threads_do_not_change_the_batches(tall_builds):
+    ranged, _ = tall_builds
+    runs = []
+    for threads in (1, 3):
+        loader = make_loader(ranged.root, "train", batch_size=2, crop_size=16, num_workers=0, rank=0, world_size=1,
+                             seed=4, decode_threads=threads)
+        runs.append(list(loader))
+        assert loader.dataset.reader.decode_threads == threads
+    for one, many in zip(*runs, strict=True):
+        assert one["key"] == many["key"] and torch.equal(one["sdr"], many["sdr"]) and torch.equal(one["hdr"], many["hdr"])

@@ -30,6 +30,7 @@ A batch (B = batch size; crops of one triplet are consecutive rows):
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -137,9 +138,17 @@ class TripletDataset(IterableDataset):
                               f"{num_batches} batches")
         self.epoch, self.start_batch = epoch, start_batch
 
+    def _decode_threads(self) -> int:
+        """``options.decode_threads``, or when None: up to one per plane member in the training process, 1 in a
+        DataLoader worker."""
+        if self.options.decode_threads is not None:
+            return self.options.decode_threads
+        return 1 if get_worker_info() is not None else max(1, min(6, os.cpu_count() or 1))
+
     def __iter__(self):
         info = get_worker_info()
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
+        self.reader.decode_threads = self._decode_threads()
         plan = self.plan(self.epoch)
         for batch_index in plan.worker_batches(worker, num_workers, self.start_batch):
             yield self.make_batch(plan, batch_index)

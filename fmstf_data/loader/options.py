@@ -48,6 +48,9 @@ class LoaderOptions:
         on_damage: ``"raise"`` on a missing, truncated or corrupt shard or sample, or ``"skip"``: leave it out
             (found while scanning) or serve a replacement flagged ``substituted`` (found while reading), with a
             warning in the log.
+        decode_threads: threads that decompress a sample's six plane members at once (zstd releases the GIL).
+            None: one per member up to the CPUs in the training process (``num_workers=0``), 1 in DataLoader
+            workers (which are the parallelism there). The batches do not depend on it.
     """
 
     mode: Literal["train", "eval"] = "train"
@@ -62,6 +65,7 @@ class LoaderOptions:
     remainder: Literal["drop", "wrap"] = "drop"
     drop_last: bool = True
     on_damage: Literal["raise", "skip"] = "raise"
+    decode_threads: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_size", _pair(self.crop_size, "crop_size"))
@@ -76,6 +80,8 @@ class LoaderOptions:
             raise LoaderError(f"on_damage must be one of {DAMAGE_POLICIES}, got {self.on_damage!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise LoaderError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        if self.decode_threads is not None and (not isinstance(self.decode_threads, int) or self.decode_threads < 1):
+            raise LoaderError(f"decode_threads must be an int >= 1 or None, got {self.decode_threads!r}")
         if not isinstance(self.crops_per_sample, int) or self.crops_per_sample < 1:
             raise LoaderError(f"crops_per_sample must be an int >= 1, got {self.crops_per_sample!r}")
         if self.batch_size % self.crops_per_sample:

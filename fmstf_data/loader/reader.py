@@ -22,6 +22,7 @@ import logging
 import os
 import zlib
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -53,16 +54,27 @@ class SampleReader:
         max_open_files: shard files kept open at once.
     """
 
-    def __init__(self, catalog: SampleCatalog, max_open_files: int = 8) -> None:
+    def __init__(self, catalog: SampleCatalog, max_open_files: int = 8, decode_threads: int = 1) -> None:
         self.catalog = catalog
         self.max_open_files = max_open_files
+        self.decode_threads = decode_threads
         self._files: OrderedDict[int, pafs.NativeFile] = OrderedDict()
+        self._pool: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_files"] = OrderedDict()  # open files do not travel to other processes
+        state["_files"] = OrderedDict()  # open files and threads do not travel to other processes
+        state["_pool"] = None
         return state
+
+    def _decode_pool(self) -> ThreadPoolExecutor | None:
+        """The threads that decode a sample's members (None: decode in the calling thread)."""
+        if self.decode_threads <= 1:
+            return None
+        if self._pool is None or self._pid != os.getpid():
+            self._pool = ThreadPoolExecutor(max_workers=self.decode_threads, thread_name_prefix="fmstf-decode")
+        return self._pool
 
     def _file(self, shard: int) -> pafs.NativeFile:
         if self._pid != os.getpid():  # forked: the parent's handles are not ours
@@ -111,7 +123,7 @@ class SampleReader:
         expected_crc = int(self.catalog.json_crc32[row])
         if expected_crc >= 0 and "json" in members and zlib.crc32(members["json"]) != expected_crc:
             raise SampleFormatError(f"sample {key}: its JSON does not match the checksum in the index (damaged)")
-        sample = decode_sample(members, key, rows=rows)
+        sample = decode_sample(members, key, rows=rows, pool=self._decode_pool())
         if sample.key != key:
             raise SampleFormatError(f"sample stored under {key!r} says its key is {sample.key!r}")
         return sample
@@ -157,9 +169,12 @@ class SampleReader:
             return read_member
 
         return decode_banded_sample(metadata, {suffix: member_reader(suffix) for suffix in ARRAY_SUFFIXES}, key,
-                                    rows=rows)
+                                    rows=rows, pool=self._decode_pool())
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         for handle in self._files.values():
             handle.close()
         self._files.clear()

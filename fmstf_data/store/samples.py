@@ -231,7 +231,7 @@ def _check_range(array: np.ndarray, where: str) -> None:
 
 
 def decode_sample(members: Mapping[str, bytes | memoryview], key: str | None = None, *,
-                  rows: tuple[int, int] | None = None) -> Sample:
+                  rows: tuple[int, int] | None = None, pool: ThreadPoolExecutor | None = None) -> Sample:
     """Inverse of :func:`encode_sample`; ``members`` maps suffixes to bytes (extra members are ignored).
 
     With ``rows`` = (start, stop) luma rows, a format-3 sample decodes only the row bands those rows touch, and the
@@ -245,7 +245,7 @@ def decode_sample(members: Mapping[str, bytes | memoryview], key: str | None = N
     if metadata["format_version"] >= 3:
         readers = {suffix: _bytes_reader(members[suffix]) for suffix in ARRAY_SUFFIXES}
         whole = {suffix: members[suffix] for suffix in ARRAY_SUFFIXES} if rows is None else None
-        return decode_banded_sample(metadata, readers, key, rows=rows, whole=whole)
+        return decode_banded_sample(metadata, readers, key, rows=rows, whole=whole, pool=pool)
     where = f"sample {key or metadata.get('key', '?')}"
     checksums = metadata.get("plane_crc32")
     if metadata["format_version"] >= 2 and not isinstance(checksums, dict):
@@ -275,32 +275,34 @@ def _sample(metadata: dict[str, Any], planes: dict[str, tuple], key: str | None,
 
 def decode_banded_sample(metadata: dict[str, Any], readers: Mapping[str, ReadMember], key: str | None, *,
                          rows: tuple[int, int] | None = None,
-                         whole: Mapping[str, bytes | memoryview] | None = None) -> Sample:
+                         whole: Mapping[str, bytes | memoryview] | None = None,
+                         pool: ThreadPoolExecutor | None = None) -> Sample:
     """A format-3 sample from its decoded metadata and a reader per array member (see :func:`decode_sample`).
 
     ``readers`` read bytes of a member by (offset, length): slices of bytes in memory, or ranged reads of a
     shard, so a crop reads only its bands. ``whole`` (every member's bytes) decodes each member in one call.
+    ``pool`` decodes the six members on its threads (zstd releases the GIL); the result does not depend on it.
     """
     where = f"sample {key or metadata.get('key', '?')}"
     tables = band_tables(metadata, key or str(metadata.get("key", "?")))
-    planes: dict[str, tuple] = {}
-    first_rows = set()
-    for side in SIDES:
-        arrays = []
-        for name in PLANE_NAMES:
-            suffix = member_suffix(side, name)
-            if whole is not None:
-                array, first = decode_banded(whole[suffix], tables[suffix], f"{where}: {suffix}"), 0
-            else:
-                start, stop = (0, 1 << 62) if rows is None else rows
-                if name != "y":
-                    start, stop = start // 2, -(-stop // 2)
-                array, first = decode_rows(readers[suffix], tables[suffix], start, stop, f"{where}: {suffix}")
-                first = first if name == "y" else 2 * first
-            _check_range(array, f"{where}: {suffix}")
-            first_rows.add(first)
-            arrays.append(array)
-        planes[side] = tuple(arrays)
+
+    def decode(suffix: str) -> tuple[np.ndarray, int]:
+        if whole is not None:
+            array, first = decode_banded(whole[suffix], tables[suffix], f"{where}: {suffix}"), 0
+        else:
+            start, stop = (0, 1 << 62) if rows is None else rows
+            chroma = not suffix.endswith("_y.npy.zst")
+            if chroma:
+                start, stop = start // 2, -(-stop // 2)
+            array, first = decode_rows(readers[suffix], tables[suffix], start, stop, f"{where}: {suffix}")
+            first = 2 * first if chroma else first
+        _check_range(array, f"{where}: {suffix}")
+        return array, first
+
+    decoded = dict(zip(ARRAY_SUFFIXES, map(decode, ARRAY_SUFFIXES) if pool is None
+                       else pool.map(decode, ARRAY_SUFFIXES)))
+    planes = {side: tuple(decoded[member_suffix(side, name)][0] for name in PLANE_NAMES) for side in SIDES}
+    first_rows = {first for _, first in decoded.values()}
     if len(first_rows) != 1:
         raise SampleFormatError(f"{where}: its members' bands do not cover the same rows ({sorted(first_rows)})")
     metadata = {name: value for name, value in metadata.items() if name != "bands"}  # the layout, consumed here
