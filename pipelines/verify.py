@@ -10,8 +10,8 @@ Checks, each reported as a problem line (the build is sound when there are none)
 - splits are by video (contract 4): no pair appears in two splits, no sample sits under another split's directory.
 
 ``--deep`` decodes every plane and checks every band's checksum (sample format 3) or every plane's (format 2), so
-a damaged byte anywhere in a payload is found; without it only the JSON members are decoded (fast: shards are
-read, not decoded).
+a damaged byte anywhere in a payload is found. Without it only the JSON members are decoded, and (format 3) every
+stored byte is still checked against its band's CRC-32 without decompressing (fast).
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fmstf_data.errors import FmstfError
-from fmstf_data.store.samples import KEY_PATTERN, MEMBER_SUFFIXES, decode_metadata, decode_sample
+from fmstf_data.store.bands import check_stored
+from fmstf_data.store.samples import (
+    KEY_PATTERN,
+    MEMBER_SUFFIXES,
+    band_tables,
+    decode_metadata,
+    decode_sample,
+)
 from fmstf_data.store.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
@@ -76,6 +83,19 @@ def _shard_samples(data: bytes, shard: str, problems: list[str], spans: dict[str
     except (tarfile.TarError, EOFError, OSError) as error:
         problems.append(f"{shard}: not a complete tar ({error})")
     return samples
+
+
+def check_stored_members(members: dict[str, bytes], metadata: dict, key: str) -> None:
+    """Every stored byte of a format-3 sample's plane members against the CRC-32s of its band tables, without
+    decompressing (raises SampleFormatError)."""
+    from fmstf_data.errors import SampleFormatError
+
+    for suffix, table in band_tables(metadata, key).items():
+        data = members[suffix]
+        if len(data) != table.member_bytes:
+            raise SampleFormatError(f"{suffix} is damaged ({len(data)} bytes stored, its band table says "
+                                    f"{table.member_bytes})")
+        check_stored(data, table, 0, len(table.sizes), suffix)
 
 
 def verify_build(location: str, *, deep: bool = False) -> VerifyResult:
@@ -129,6 +149,8 @@ def verify_build(location: str, *, deep: bool = False) -> VerifyResult:
                 continue
             try:
                 metadata = decode_sample(members).metadata if deep else decode_metadata(members["json"])
+                if not deep and metadata["format_version"] >= 3:
+                    check_stored_members(members, metadata, key)
             except FmstfError as error:
                 problems.append(f"{where}: does not decode ({error})")
                 continue

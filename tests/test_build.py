@@ -356,6 +356,8 @@ def test_verify_deep_and_the_loader_catch_a_flipped_byte_inside_a_plane_payload(
     shard.write_bytes(bytes(data))
     assert main(["verify", str(damaged), "--deep"]) == 1
     assert "hdr_y.npy.zst is damaged" in capsys.readouterr().out
+    assert main(["verify", str(damaged)]) == 1  # the stored bytes' CRC-32s, checked without decompressing
+    assert "hdr_y.npy.zst is damaged" in capsys.readouterr().out
     loader = make_loader(str(damaged), "test", batch_size=1, crop_size=None, num_workers=0, mode="eval",
                          flips=False, rot90=False)
     with pytest.raises(DamagedShardError):
